@@ -1,0 +1,331 @@
+#include "commands.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <alignkit/version.hpp>
+
+#include "../host/option_value.hpp"
+#include "../host/plugin_registry.hpp"
+#include "../host/recipe_render.hpp"
+#include "../host/recipe_schema.hpp"
+#include "../host/recipe_validator.hpp"
+#include "../host/run_directory.hpp"
+#include "../host/runtime_setup.hpp"
+#include "../host/text_match.hpp"
+
+namespace alignkit::cli {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses a command's own options; `usage` is the first line of its --help.
+po::variables_map parse(const Args& args, const po::options_description& options,
+                        const po::positional_options_description& positional, const std::string& usage,
+                        bool& help) {
+  po::options_description all = options;
+  all.add_options()("help,h", "Show this help");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+  help = vm.count("help") > 0;
+  if (help) {
+    std::cout << "usage: " << usage << "\n\n" << all << "\n";
+    return vm;
+  }
+  po::notify(vm);
+  return vm;
+}
+
+void report_refused(const PluginRegistry& registry) {
+  for (const auto& r : registry.refused())
+    std::cerr << fmt::format("warning: plugin {} was refused: {}\n", r.path.string(), r.reason);
+}
+
+struct LoadedRecipe {
+  PluginRegistry registry;
+  ValidatedRecipe recipe;
+};
+
+// Runs `fn`, reporting any diagnostic it throws as a recipe error (exit code 3), since
+// everything it does is derived from the recipe.
+template <typename F>
+auto as_recipe_error(F&& fn) {
+  try {
+    return fn();
+  } catch (const RecipeInvalid&) {
+    throw;
+  } catch (const DiagnosticError& e) {
+    throw RecipeInvalid(e.diagnostics(), false);
+  }
+}
+
+std::unique_ptr<LoadedRecipe> load_and_validate(const std::string& file, const Args& sets) {
+  auto loaded = std::make_unique<LoadedRecipe>();
+  as_recipe_error([&] {
+    auto tree = load_recipe(file, sets);
+    try {
+      loaded->recipe = validate_recipe(std::move(tree), loaded->registry);
+    } catch (...) {
+      report_refused(loaded->registry);
+      throw;
+    }
+    report_refused(loaded->registry);
+    instantiate_plugins(loaded->recipe, loaded->registry);
+    return 0;
+  });
+  return loaded;
+}
+
+void add_recipe_options(po::options_description& options, po::positional_options_description& positional) {
+  options.add_options()("recipe", po::value<std::string>()->required(), "Recipe file (TOML)")(
+      "set", po::value<Args>()->composing(),
+      "Override a recipe key: --set section.key=value (repeatable; validated like the recipe)");
+  positional.add("recipe", 1);
+}
+
+Args sets_of(const po::variables_map& vm) { return vm.count("set") ? vm["set"].as<Args>() : Args{}; }
+
+// Training and planning need the method, the model and the data; say which are missing and what
+// could fill them.
+void require_training_sections(const LoadedRecipe& loaded, const char* command,
+                               std::initializer_list<const char*> sections) {
+  std::vector<Diagnostic> problems;
+  for (const char* name : sections) {
+    if (loaded.recipe.has_section(name)) continue;
+    const auto* schema = find_section(name);
+    Diagnostic d;
+    d.where = SourceLocation{loaded.recipe.tree.file.string(), 0, 0};
+    d.message = fmt::format("`alignkit {}` needs a [{}] section: {}", command, name, schema->doc);
+    const auto names = loaded.registry.names(*schema->plugin_kind);
+    d.notes.push_back(names.empty()
+                          ? fmt::format("no {} plugins are installed", to_string(*schema->plugin_kind))
+                          : fmt::format("installed {} plugins: {}", to_string(*schema->plugin_kind),
+                                        fmt::join(names, ", ")));
+    d.help = fmt::format("add [{}] with {} = \"<plugin>\"", name, schema->selector_key);
+    problems.push_back(std::move(d));
+  }
+  if (!problems.empty()) throw RecipeInvalid(std::move(problems), false);
+}
+
+}  // namespace
+
+int run_recipe_check(const Args& args) {
+  po::options_description options("alignkit recipe check");
+  po::positional_options_description positional;
+  add_recipe_options(options, positional);
+  bool help = false;
+  auto vm = parse(args, options, positional, "alignkit recipe check RECIPE.toml [--set section.key=value ...]", help);
+  if (help) return kOk;
+  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  std::cout << fmt::format("{}: ok\n", vm["recipe"].as<std::string>());
+  for (const auto& [section, plugin] : loaded->recipe.plugins)
+    std::cout << fmt::format("  [{}] {} '{}' {} ({})\n", section, to_string(plugin->kind), plugin->name,
+                             plugin->version, plugin->path.string());
+  if (loaded->recipe.section("training").has("max_steps")) {
+    const auto shape = as_recipe_error([&] { return schedule_shape(loaded->recipe); });
+    std::cout << fmt::format("  {} steps, {} of warmup\n", shape.total_steps, shape.warmup_steps);
+  }
+  return kOk;
+}
+
+int run_recipe_show(const Args& args) {
+  po::options_description options("alignkit recipe show");
+  po::positional_options_description positional;
+  add_recipe_options(options, positional);
+  bool help = false;
+  auto vm = parse(args, options, positional, "alignkit recipe show RECIPE.toml [--set section.key=value ...]", help);
+  if (help) return kOk;
+  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  std::cout << render_effective_recipe(loaded->recipe);
+  return kOk;
+}
+
+int run_recipe_schedule(const Args& args) {
+  po::options_description options("alignkit recipe schedule");
+  po::positional_options_description positional;
+  add_recipe_options(options, positional);
+  bool help = false;
+  auto vm = parse(args, options, positional,
+                  "alignkit recipe schedule RECIPE.toml [--set ...]   (prints step,lr as CSV)", help);
+  if (help) return kOk;
+  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  const auto shape = as_recipe_error([&] { return schedule_shape(loaded->recipe); });
+  const auto* plugin = loaded->recipe.plugins.at("scheduler");
+  auto scheduler = loaded->registry.create<Scheduler>(*plugin, loaded->recipe.section("scheduler"));
+  const double lr = loaded->recipe.section("optimizer").get_float("learning_rate");
+  std::string out = "step,lr_factor,learning_rate\n";
+  for (std::int64_t step = 0; step < shape.total_steps; ++step) {
+    const double factor = scheduler->lr_factor(step, shape);
+    out += fmt::format("{},{:.17g},{:.17g}\n", step, factor, factor * lr);
+  }
+  std::cout << out;
+  return kOk;
+}
+
+int run_recipe_keys(const Args& args) {
+  po::options_description options("alignkit recipe keys");
+  po::positional_options_description positional;
+  bool help = false;
+  parse(args, options, positional, "alignkit recipe keys   (the reference of every recipe key, as Markdown)", help);
+  if (help) return kOk;
+  PluginRegistry registry;
+  registry.load_default_search_path();
+  report_refused(registry);
+  std::cout << render_recipe_reference(registry);
+  return kOk;
+}
+
+int run_recipe(const Args& args) {
+  static const std::vector<std::pair<std::string, std::function<int(const Args&)>>> subcommands = {
+      {"check", run_recipe_check}, {"keys", run_recipe_keys}, {"show", run_recipe_show},
+      {"schedule", run_recipe_schedule}};
+  std::vector<std::string> names;
+  for (const auto& [name, fn] : subcommands) names.push_back(name);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << "usage: alignkit recipe <check|keys|show|schedule> ...\n\n"
+                 "  check RECIPE     validate a recipe and its plugins without running it\n"
+                 "  keys             print the reference of every recipe key (Markdown)\n"
+                 "  show RECIPE      print the effective recipe (includes, --set and defaults applied)\n"
+                 "  schedule RECIPE  print the learning rate of every step as CSV\n";
+    return args.empty() ? kUsage : kOk;
+  }
+  for (const auto& [name, fn] : subcommands)
+    if (args[0] == name) return fn(Args(args.begin() + 1, args.end()));
+  throw UsageError(fmt::format("unknown command 'recipe {}'; {}", args[0], suggestion(args[0], names)));
+}
+
+int run_plugins(const Args& args) {
+  po::options_description options("alignkit plugins");
+  options.add_options()("json", "Print JSON instead of a table");
+  po::positional_options_description positional;
+  bool help = false;
+  auto vm = parse(args, options, positional, "alignkit plugins [--json]", help);
+  if (help) return kOk;
+  PluginRegistry registry;
+  const auto search = PluginRegistry::default_search_path();
+  for (const auto& entry : search) registry.load(entry);
+
+  if (vm.count("json")) {
+    nlohmann::json out;
+    out["host_version"] = ALIGNKIT_VERSION_STRING;
+    out["api_version"] = ALIGNKIT_PLUGIN_API_VERSION;
+    out["build_abi"] = ALIGNKIT_BUILD_ABI;
+    out["search_path"] = nlohmann::json::array();
+    for (const auto& s : search) out["search_path"].push_back(s.string());
+    out["plugins"] = nlohmann::json::array();
+    for (const auto& p : registry.accepted()) {
+      nlohmann::json plugin = {{"kind", to_string(p.kind)}, {"name", p.name},
+                               {"version", p.version},       {"api_version", p.api_version},
+                               {"description", p.description}, {"path", p.path.string()}};
+      plugin["options"] = nlohmann::json::array();
+      for (const auto& o : p.options)
+        plugin["options"].push_back({{"key", o.key},
+                                     {"type", to_string(o.type)},
+                                     {"default", o.default_value ? nlohmann::json(o.default_value) : nlohmann::json()},
+                                     {"required", o.required},
+                                     {"accepts", describe_expected(o)},
+                                     {"doc", o.doc}});
+      out["plugins"].push_back(plugin);
+    }
+    out["refused"] = nlohmann::json::array();
+    for (const auto& r : registry.refused())
+      out["refused"].push_back({{"path", r.path.string()}, {"reason", r.reason}});
+    std::cout << out.dump(2) << "\n";
+    return kOk;
+  }
+
+  std::string search_text;
+  for (const auto& s : search) search_text += (search_text.empty() ? "" : ":") + s.string();
+  std::cout << fmt::format("alignkit {} (plugin API {}, {})\nsearch path: {}\n\n", ALIGNKIT_VERSION_STRING,
+                           ALIGNKIT_PLUGIN_API_VERSION, ALIGNKIT_BUILD_ABI,
+                           search_text.empty() ? std::string("(none)") : search_text);
+  std::cout << fmt::format("{:<13}{:<22}{:<9}{:<5}{}\n", "KIND", "NAME", "VERSION", "API", "PATH");
+  for (const auto& p : registry.accepted())
+    std::cout << fmt::format("{:<13}{:<22}{:<9}{:<5}{}\n  {}\n", to_string(p.kind), p.name, p.version,
+                             p.api_version, p.path.string(), p.description);
+  if (registry.accepted().empty()) std::cout << "(no plugins found)\n";
+  if (!registry.refused().empty()) {
+    std::cout << "\nrefused:\n";
+    for (const auto& r : registry.refused())
+      std::cout << fmt::format("  {}\n    {}\n", r.path.string(), r.reason);
+  }
+  return kOk;
+}
+
+int run_train(const Args& args) {
+  po::options_description options("alignkit train");
+  po::positional_options_description positional;
+  add_recipe_options(options, positional);
+  options.add_options()("output", po::value<std::string>(), "Output folder (overrides [run] output_dir)");
+  bool help = false;
+  auto vm = parse(args, options, positional,
+                  "alignkit train RECIPE.toml [--set section.key=value ...] [--output DIR]", help);
+  if (help) return kOk;
+  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  require_training_sections(*loaded, "train", {"method", "model", "data"});
+  configure_runtime(static_cast<int>(loaded->recipe.section("run").get_int("threads")));
+  const fs::path dir = run_directory(loaded->recipe, vm.count("output") ? vm["output"].as<std::string>() : "");
+  prepare_run_directory(dir, loaded->recipe);
+  // The offline training loop (issue 6) starts here; this build has the host, the recipe and the
+  // plugin path, and stops after writing the run folder.
+  std::cerr << fmt::format("error: this build of alignkit has no training loop yet; {} holds the effective recipe\n",
+                           dir.string());
+  return kFailure;
+}
+
+int run_plan(const Args& args) {
+  po::options_description options("alignkit plan");
+  po::positional_options_description positional;
+  add_recipe_options(options, positional);
+  options.add_options()("gpu", po::value<std::string>(), "Target GPU by name (t4, a100-80, h100-80, ...)")(
+      "memory-gib", po::value<double>(), "Memory budget in GiB")("json", "Print JSON");
+  bool help = false;
+  auto vm = parse(args, options, positional,
+                  "alignkit plan RECIPE.toml [--gpu NAME | --memory-gib N] [--json]", help);
+  if (help) return kOk;
+  if (vm.count("gpu") && vm.count("memory-gib")) throw UsageError("give --gpu or --memory-gib, not both");
+  if (vm.count("memory-gib") && !(vm["memory-gib"].as<double>() > 0))
+    throw UsageError("--memory-gib must be a positive number of GiB");
+  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  // The planner sizes the model the recipe names and the method's declared needs.
+  require_training_sections(*loaded, "plan", {"method", "model"});
+  // The memory planner (issue 7) sizes the model here from its loader's description.
+  std::cerr << "error: this build of alignkit has no memory planner yet\n";
+  return kFailure;
+}
+
+int guarded(const std::function<int()>& command) {
+  try {
+    return command();
+  } catch (const RecipeInvalid& e) {
+    std::cerr << e.format();
+    return e.plugin_missing() ? kPluginMissing : kRecipeInvalid;
+  } catch (const DiagnosticError& e) {
+    std::cerr << e.format();
+    return kFailure;
+  } catch (const UsageError& e) {
+    std::cerr << fmt::format("error: {}\nhelp: alignkit --help\n", e.what());
+    return kUsage;
+  } catch (const po::error& e) {
+    std::cerr << fmt::format("error: {}\nhelp: add --help to the command for its options\n", e.what());
+    return kUsage;
+  } catch (const std::exception& e) {
+    std::cerr << fmt::format("error: {}\n", e.what());
+    return kFailure;
+  }
+}
+
+}  // namespace alignkit::cli

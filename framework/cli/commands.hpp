@@ -1,0 +1,29 @@
+// The `alignkit` subcommands. Each takes its own arguments (after the command words) and returns
+// the process exit code; see docs/cli.md for the codes.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace alignkit::cli {
+
+enum ExitCode : int {
+  kOk = 0,
+  kFailure = 1,         // the command could not do its work (I/O, an internal error)
+  kUsage = 2,           // the command line is wrong
+  kRecipeInvalid = 3,   // the recipe has errors
+  kPluginMissing = 4,   // the recipe asks for a plugin that is not installed or was refused
+};
+
+using Args = std::vector<std::string>;
+
+int run_train(const Args& args);
+int run_plan(const Args& args);
+int run_plugins(const Args& args);
+int run_recipe(const Args& args);  // recipe check | keys | show | schedule
+
+// Runs a command, printing what it throws and mapping it to an exit code.
+int guarded(const std::function<int()>& command);
+
+}  // namespace alignkit::cli

@@ -1,0 +1,73 @@
+// alignkit: the host program. Dispatches to the subcommands in commands.cpp.
+#include <iostream>
+#include <map>
+
+#include <fmt/format.h>
+
+#include <alignkit/plugin.hpp>
+#include <alignkit/torch_compat.hpp>
+#include <alignkit/version.hpp>
+
+#include "../host/runtime_setup.hpp"
+#include "../host/text_match.hpp"
+#include "commands.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: alignkit <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train RECIPE.toml [--set k=v ...] [--output DIR]   align a model as the recipe says\n"
+    "  plan RECIPE.toml [--gpu NAME | --memory-gib N]     predict the memory a recipe needs\n"
+    "  plugins [--json]                                   list plugins found and those refused\n"
+    "  recipe check RECIPE.toml                           validate a recipe without running it\n"
+    "  recipe keys                                        reference of every recipe key\n"
+    "  recipe show RECIPE.toml                            the effective recipe\n"
+    "  recipe schedule RECIPE.toml                        the learning rate of every step (CSV)\n"
+    "\n"
+    "options:\n"
+    "  -h, --help     show this help (after a command: that command's help)\n"
+    "  --version      show the version\n"
+    "\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid recipe, 4 plugin missing or refused\n"
+    "(docs/cli.md).\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace alignkit;
+  std::vector<std::string> words(argv + 1, argv + argc);
+  if (words.empty()) {
+    std::cerr << kUsage;
+    return cli::kUsage;
+  }
+  const std::string command = words[0];
+  const cli::Args rest(words.begin() + 1, words.end());
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << kUsage;
+    return cli::kOk;
+  }
+  if (command == "--version") {
+    std::cout << fmt::format("alignkit {}\nplugin API {}\nbuilt with LibTorch {} ({}), CUDA {}\n",
+                             ALIGNKIT_VERSION_STRING, ALIGNKIT_PLUGIN_API_VERSION, compat::torch_version(),
+                             ALIGNKIT_BUILD_ABI, compat::cuda_available() ? "available" : "not available");
+    return cli::kOk;
+  }
+
+  const std::map<std::string, int (*)(const cli::Args&)> commands = {
+      {"train", cli::run_train}, {"plan", cli::run_plan}, {"plugins", cli::run_plugins},
+      {"recipe", cli::run_recipe}};
+  auto it = commands.find(command);
+  if (it == commands.end()) {
+    std::vector<std::string> names;
+    for (const auto& [name, fn] : commands) names.push_back(name);
+    std::cerr << fmt::format("error: unknown command '{}'\nhelp: {}\n{}", command, suggestion(command, names), kUsage);
+    return cli::kUsage;
+  }
+
+  // Set up threads and the allocator before any work, and say so if matrix products will crawl.
+  configure_runtime(0);
+  if (auto warning = blas_warning(detect_blas()); !warning.empty()) std::cerr << warning;
+  return cli::guarded([&] { return it->second(rest); });
+}

@@ -1,0 +1,248 @@
+#include "recipe_loader.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include <fmt/format.h>
+
+namespace alignkit {
+
+namespace fs = std::filesystem;
+
+std::string to_string(const KeyPath& path) {
+  std::string out;
+  for (const auto& part : path) {
+    if (!out.empty()) out += '.';
+    out += part;
+  }
+  return out;
+}
+
+std::string line_of(std::string_view text, int line) {
+  std::size_t start = 0;
+  for (int i = 1; i < line; ++i) {
+    start = text.find('\n', start);
+    if (start == std::string_view::npos) return {};
+    ++start;
+  }
+  std::size_t end = text.find('\n', start);
+  std::string out(text.substr(start, end == std::string_view::npos ? text.npos : end - start));
+  if (!out.empty() && out.back() == '\r') out.pop_back();
+  return out;
+}
+
+namespace {
+
+Diagnostic located(const SourceLocation& where, std::string source_line, std::string message,
+                   std::string help = {}) {
+  Diagnostic d;
+  d.where = where;
+  d.source_line = std::move(source_line);
+  d.message = std::move(message);
+  d.help = std::move(help);
+  return d;
+}
+
+// Reads a recipe file, refusing what cannot be a recipe before handing it to the parser.
+std::string read_recipe_text(const fs::path& path, const Diagnostic& context) {
+  auto fail = [&](std::string message, std::string help = {}) {
+    Diagnostic d = context;
+    d.message = fmt::format("{}: {}", path.string(), message);
+    d.help = std::move(help);
+    throw DiagnosticError(std::move(d));
+  };
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) fail("no such file");
+  if (fs::is_directory(status)) fail("is a directory, expected a TOML recipe file");
+  if (!fs::is_regular_file(status)) fail("is not a regular file");
+  const auto size = fs::file_size(path, ec);
+  if (ec) fail(fmt::format("cannot read its size: {}", ec.message()));
+  if (size > kMaxRecipeBytes)
+    fail(fmt::format("is {} bytes; a recipe is at most {} bytes", size, kMaxRecipeBytes),
+         "is this a data or model file? recipes name such files, they do not contain them");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(fmt::format("cannot be opened: {}", std::error_code(errno, std::generic_category()).message()));
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (const auto nul = text.find('\0'); nul != std::string::npos)
+    fail(fmt::format("is a binary file (NUL byte at offset {}), expected TOML text", nul));
+  return text;
+}
+
+SourceLocation location_of(const toml::source_position& pos, const std::string& file) {
+  return SourceLocation{file, static_cast<int>(pos.line), static_cast<int>(pos.column)};
+}
+
+// Inserts a leaf, dropping whatever it replaces: the same key, any table it now shadows, and any
+// scalar standing where it now needs a table.
+void overlay(RecipeTree& tree, KeyPath path, RecipeLeaf leaf) {
+  auto it = tree.leaves.lower_bound(path);
+  while (it != tree.leaves.end() && it->first.size() > path.size() &&
+         std::equal(path.begin(), path.end(), it->first.begin()))
+    it = tree.leaves.erase(it);
+  for (std::size_t n = 1; n < path.size(); ++n)
+    tree.leaves.erase(KeyPath(path.begin(), path.begin() + static_cast<std::ptrdiff_t>(n)));
+  tree.leaves.insert_or_assign(std::move(path), std::move(leaf));
+}
+
+void flatten(const toml::table& table, KeyPath& prefix, const std::string& file,
+             const std::string& text, const fs::path& base_dir, RecipeTree& tree) {
+  for (const auto& [key, node] : table) {
+    prefix.emplace_back(key.str());
+    const auto key_where = location_of(key.source().begin, file);
+    if (const auto* sub = node.as_table()) {
+      if (!tree.tables.count(prefix)) {
+        auto where = location_of(sub->source().begin, file);
+        if (where.line == 0) where = key_where;
+        tree.tables[prefix] = RecipeTable{where, line_of(text, where.line)};
+      }
+      flatten(*sub, prefix, file, text, base_dir, tree);
+    } else {
+      RecipeLeaf leaf;
+      std::unique_ptr<toml::node> copy;
+      node.visit([&](const auto& value) { copy = std::make_unique<std::decay_t<decltype(value)>>(value); });
+      leaf.value = std::move(copy);
+      leaf.key_where = key_where;
+      leaf.value_where = location_of(node.source().begin, file);
+      leaf.source_line = line_of(text, key_where.line);
+      leaf.base_dir = base_dir;
+      overlay(tree, prefix, std::move(leaf));
+    }
+    prefix.pop_back();
+  }
+}
+
+std::vector<std::string> include_list(const toml::node& node, const std::string& file,
+                                      const std::string& text) {
+  auto where = location_of(node.source().begin, file);
+  auto fail = [&] {
+    throw DiagnosticError(located(where, line_of(text, where.line),
+                                  "'include' must be a file name or a list of file names",
+                                  "write include = \"base.toml\" or include = [\"a.toml\", \"b.toml\"]"));
+  };
+  std::vector<std::string> out;
+  if (const auto* s = node.as_string()) {
+    out.push_back(s->get());
+  } else if (const auto* array = node.as_array()) {
+    for (const auto& element : *array) {
+      if (!element.is_string()) fail();
+      out.push_back(element.as_string()->get());
+    }
+  } else {
+    fail();
+  }
+  return out;
+}
+
+void load_file(const fs::path& path, const Diagnostic& context, std::vector<fs::path>& stack,
+               RecipeTree& tree) {
+  const std::string text = read_recipe_text(path, context);
+  const std::string file = path.string();
+  toml::table table;
+  try {
+    table = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    const auto where = location_of(e.source().begin, file);
+    throw DiagnosticError(located(where, line_of(text, where.line),
+                                  fmt::format("not valid TOML: {}", e.description()),
+                                  "recipes are TOML: https://toml.io/en/v1.0.0"));
+  }
+  const fs::path base_dir = path.parent_path();
+
+  if (const auto* include = table.get("include")) {
+    const auto include_where = location_of(include->source().begin, file);
+    for (const auto& name : include_list(*include, file, text)) {
+      fs::path target = fs::path(name).is_absolute() ? fs::path(name) : base_dir / name;
+      std::error_code ec;
+      fs::path canonical = fs::weakly_canonical(target, ec);
+      if (ec) canonical = target;
+      Diagnostic here = located(include_where, line_of(text, include_where.line), "");
+      if (std::find(stack.begin(), stack.end(), canonical) != stack.end()) {
+        here.message = fmt::format("include cycle: {} includes {}, which is already being loaded",
+                                   file, target.string());
+        throw DiagnosticError(here);
+      }
+      if (static_cast<int>(stack.size()) >= kMaxIncludeDepth) {
+        here.message = fmt::format("includes nest deeper than {} files", kMaxIncludeDepth);
+        throw DiagnosticError(here);
+      }
+      stack.push_back(canonical);
+      load_file(target, here, stack, tree);
+      stack.pop_back();
+    }
+    table.erase("include");
+  }
+  tree.files.push_back(path);
+  KeyPath prefix;
+  flatten(table, prefix, file, text, base_dir, tree);
+}
+
+bool valid_key_part(std::string_view part) {
+  return !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+void apply_override(const std::string& text, int index, RecipeTree& tree) {
+  const SourceLocation origin{"--set", index, 1};
+  const auto eq = text.find('=');
+  auto fail = [&](std::string message, int column) {
+    throw DiagnosticError(located(SourceLocation{"--set", index, column}, text, std::move(message),
+                                  "write --set section.key=value, e.g. --set optimizer.learning_rate=1e-5"));
+  };
+  if (eq == std::string::npos) fail(fmt::format("'{}' has no '='", text), 1);
+  KeyPath path;
+  std::stringstream keys(text.substr(0, eq));
+  for (std::string part; std::getline(keys, part, '.');) {
+    if (!valid_key_part(part)) fail(fmt::format("'{}' is not a key path like section.key", text.substr(0, eq)), 1);
+    path.push_back(part);
+  }
+  if (path.size() < 2) fail(fmt::format("'{}' names no section; expected section.key", text.substr(0, eq)), 1);
+
+  const std::string value_text = text.substr(eq + 1);
+  std::unique_ptr<toml::node> value;
+  try {
+    auto parsed = toml::parse("v = " + value_text);
+    parsed["v"].node()->visit(
+        [&](const auto& v) { value = std::make_unique<std::decay_t<decltype(v)>>(v); });
+  } catch (const toml::parse_error&) {
+    // A bare word is a string: --set run.name=baseline.
+    value = std::make_unique<toml::value<std::string>>(value_text);
+  }
+  if (value->is_table()) fail("an override sets one key, not a table", static_cast<int>(eq) + 2);
+
+  RecipeLeaf leaf;
+  leaf.value = std::move(value);
+  leaf.key_where = origin;
+  leaf.value_where = SourceLocation{"--set", index, static_cast<int>(eq) + 2};
+  leaf.source_line = text;
+  leaf.base_dir = fs::current_path();
+  overlay(tree, std::move(path), std::move(leaf));
+}
+
+}  // namespace
+
+RecipeTree load_recipe(const fs::path& file, const std::vector<std::string>& overrides) {
+  RecipeTree tree;
+  tree.file = file;
+  tree.overrides = overrides;
+  std::vector<fs::path> stack;
+  std::error_code ec;
+  auto canonical = fs::weakly_canonical(file, ec);
+  stack.push_back(ec ? file : canonical);
+  load_file(file, Diagnostic{}, stack, tree);
+  if (tree.leaves.empty() && tree.tables.empty())
+    throw DiagnosticError(located(SourceLocation{file.string(), 0, 0}, "",
+                                  "recipe is empty",
+                                  "start from recipes/quickstart.toml, or include it: "
+                                  "include = \"quickstart.toml\""));
+  for (std::size_t i = 0; i < overrides.size(); ++i)
+    apply_override(overrides[i], static_cast<int>(i) + 1, tree);
+  return tree;
+}
+
+}  // namespace alignkit

@@ -1,0 +1,60 @@
+// Loading a recipe: read the TOML file safely, follow `include`s, apply `--set` overrides, and
+// keep for every value the file, line and column it came from.
+//
+// The result is flat: one leaf per key path ("optimizer.learning_rate"), the last writer winning (a file
+// overrides what it includes, later includes override earlier ones, --set overrides everything).
+// Validation against the host's and the plugins' declarations happens afterwards
+// (recipe_validator.hpp).
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include <alignkit/diagnostic.hpp>
+
+namespace alignkit {
+
+// A recipe file larger than this is refused before it is read: recipes are small, and a huge
+// file is a mistake (a data file passed as a recipe) that must not stall the host.
+inline constexpr std::uintmax_t kMaxRecipeBytes = 1 << 20;
+inline constexpr int kMaxIncludeDepth = 16;
+
+using KeyPath = std::vector<std::string>;
+std::string to_string(const KeyPath& path);  // "optimizer.learning_rate"
+
+struct RecipeLeaf {
+  std::shared_ptr<const toml::node> value;  // a scalar or an array
+  SourceLocation key_where;                 // the key
+  SourceLocation value_where;               // the value
+  std::string source_line;
+  std::filesystem::path base_dir;  // relative paths in this value resolve against it
+};
+
+struct RecipeTable {
+  SourceLocation where;  // the [header] line, or the first key of an implicit table
+  std::string source_line;
+};
+
+struct RecipeTree {
+  std::filesystem::path file;                // the recipe named on the command line
+  std::vector<std::filesystem::path> files;  // it and every file it includes, in load order
+  std::vector<std::string> overrides;        // --set arguments, in order
+  std::map<KeyPath, RecipeLeaf> leaves;
+  std::map<KeyPath, RecipeTable> tables;
+};
+
+// Throws DiagnosticError for a missing, unreadable, binary, oversized, empty or malformed file,
+// a bad or cyclic include, and a malformed override.
+RecipeTree load_recipe(const std::filesystem::path& file,
+                       const std::vector<std::string>& overrides = {});
+
+// The text of line `line` (1-based) of `text`, without its newline.
+std::string line_of(std::string_view text, int line);
+
+}  // namespace alignkit

@@ -1,0 +1,63 @@
+// Validating a loaded recipe against the host's sections and the selected plugins' declarations.
+//
+// Every problem is collected, not just the first, and reported with file, line, column, the key,
+// what was found and expected, and a "did you mean" for near misses.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <alignkit/recipe_section.hpp>
+#include <alignkit/scheduler.hpp>
+
+#include "../sdk/section_data.hpp"
+#include "plugin_registry.hpp"
+#include "recipe_loader.hpp"
+
+namespace alignkit {
+
+struct ValidatedRecipe {
+  RecipeTree tree;
+  std::map<std::string, detail::SectionData> sections;  // present or implicit sections
+  std::map<std::string, const PluginRecord*> plugins;   // section name -> selected plugin
+
+  bool has_section(std::string_view name) const { return sections.count(std::string(name)) > 0; }
+  // Throws std::logic_error for a section that is absent.
+  RecipeSection section(std::string_view name) const;
+};
+
+// A recipe that failed validation. `plugin_missing` tells a missing or refused plugin apart from
+// other recipe errors, because the command line reports them with different exit codes.
+class RecipeInvalid : public DiagnosticError {
+ public:
+  RecipeInvalid(std::vector<Diagnostic> diagnostics, bool plugin_missing)
+      : DiagnosticError(std::move(diagnostics)), plugin_missing_(plugin_missing) {}
+  bool plugin_missing() const { return plugin_missing_; }
+
+ private:
+  bool plugin_missing_;
+};
+
+struct ValidateOptions {
+  // Load ALIGNKIT_PLUGIN_PATH and the installed plugin folder after the recipe's own [plugins]
+  // paths. Tests turn this off to work with a registry they control.
+  bool load_default_plugins = true;
+};
+
+// Loads the recipe's [plugins] paths (and, per options, the default search path) into
+// `registry`, then validates every section. Throws RecipeInvalid with all problems found.
+ValidatedRecipe validate_recipe(RecipeTree tree, PluginRegistry& registry,
+                                const ValidateOptions& options = {});
+
+// The run's step counts as schedulers see them (warmup resolved as transformers does). Throws
+// DiagnosticError when [training] max_steps is unset or warmup is longer than the run.
+ScheduleShape schedule_shape(const ValidatedRecipe& recipe);
+
+// Creates each selected plugin's object from its section, as a run would, so that options a plugin
+// rejects are reported now; runs the scheduler's own check against the schedule shape when
+// max_steps is known.
+void instantiate_plugins(const ValidatedRecipe& recipe, const PluginRegistry& registry);
+
+}  // namespace alignkit

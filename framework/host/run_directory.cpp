@@ -1,0 +1,29 @@
+#include "run_directory.hpp"
+
+#include <fmt/format.h>
+
+#include "atomic_file.hpp"
+#include "recipe_render.hpp"
+
+namespace alignkit {
+
+namespace fs = std::filesystem;
+
+fs::path run_directory(const ValidatedRecipe& recipe, const fs::path& override_dir) {
+  if (!override_dir.empty()) return override_dir;
+  const RecipeSection run = recipe.section("run");
+  if (run.has("output_dir")) return run.get_path("output_dir");
+  return fs::path("runs") / run.get_string("name");
+}
+
+void prepare_run_directory(const fs::path& dir, const ValidatedRecipe& recipe) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw DiagnosticError(make_error(fmt::format("{}: cannot create the run's output folder: {}", dir.string(),
+                                                 ec ? ec.message() : "a file of that name exists"),
+                                     "choose another folder with --output or [run] output_dir"));
+  write_file_atomically(dir / "recipe.toml", render_effective_recipe(recipe));
+}
+
+}  // namespace alignkit

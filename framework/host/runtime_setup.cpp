@@ -1,0 +1,78 @@
+#include "runtime_setup.hpp"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <malloc.h>
+#include <sched.h>
+
+#include <filesystem>
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+namespace alignkit {
+
+namespace {
+
+int find_blas(struct dl_phdr_info* info, size_t, void* out) {
+  const std::string name = info->dlpi_name ? info->dlpi_name : "";
+  const auto base = std::filesystem::path(name).filename().string();
+  if (base.rfind("libblas.so", 0) == 0 || base.rfind("libopenblas", 0) == 0) {
+    *static_cast<std::string*>(out) = name;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+BlasInfo detect_blas() {
+  BlasInfo info;
+  dl_iterate_phdr(find_blas, &info.library);
+  if (info.library.empty()) return info;  // e.g. a LibTorch with MKL linked in statically
+  std::error_code ec;
+  const auto real = std::filesystem::canonical(info.library, ec);
+  if (!ec) info.library = real.string();
+  // Each optimised BLAS exports a symbol of its own; the reference BLAS exports none of them.
+  if (dlsym(RTLD_DEFAULT, "openblas_get_config")) {
+    info.implementation = "OpenBLAS";
+  } else if (dlsym(RTLD_DEFAULT, "bli_info_get_version_str")) {
+    info.implementation = "BLIS";
+  } else if (dlsym(RTLD_DEFAULT, "mkl_get_version")) {
+    info.implementation = "MKL";
+  } else if (dlsym(RTLD_DEFAULT, "ATL_buildinfo")) {
+    info.implementation = "ATLAS";
+  } else {
+    info.implementation = "reference BLAS";
+    info.slow = true;
+  }
+  return info;
+}
+
+std::string blas_warning(const BlasInfo& blas) {
+  if (!blas.slow) return {};
+  return fmt::format(
+      "warning: LibTorch is using the reference BLAS ({}); matrix products run ~30x slower than "
+      "with OpenBLAS\nhelp: install OpenBLAS, which Debian then selects for libblas.so.3: "
+      "apt-get install libopenblas0-openmp\n",
+      blas.library);
+}
+
+int available_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+int configure_runtime(int threads) {
+  // glibc returns freed memory above 128 KiB to the kernel and maps large blocks afresh, so every
+  // training step page-faults its activations back in. Keep what a step freed for the next one.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: blocks below 32 MiB come from the heap
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);   // keep up to 1 GiB of freed heap instead of trimming it
+  const int n = threads > 0 ? threads : available_cpus();
+  at::set_num_threads(n);  // Debian's LibTorch defaults to one intra-op thread
+  return n;
+}
+
+}  // namespace alignkit

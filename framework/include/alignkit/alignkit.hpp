@@ -1,0 +1,13 @@
+// Everything a plugin author needs: include this one header.
+#pragma once
+
+#include <alignkit/dataset.hpp>
+#include <alignkit/diagnostic.hpp>
+#include <alignkit/loss.hpp>
+#include <alignkit/model_loader.hpp>
+#include <alignkit/options.hpp>
+#include <alignkit/plugin.hpp>
+#include <alignkit/recipe_section.hpp>
+#include <alignkit/scheduler.hpp>
+#include <alignkit/torch_compat.hpp>
+#include <alignkit/version.hpp>

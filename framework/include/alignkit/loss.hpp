@@ -1,0 +1,73 @@
+// Loss: an alignment method's objective, computed from sequence log-probabilities.
+//
+// The host runs the models; the loss only combines what it is given. A loss declares what it
+// needs (LossRequirements) and the host provides exactly that: a reference model or not, paired
+// or unpaired examples, summed or length-normalised log-probs, KTO's mismatched-pair KL
+// completions, the policy's NLL on chosen completions, generation for online methods.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <alignkit/plugin.hpp>
+
+namespace alignkit {
+
+enum class ExampleLayout {
+  single,       // one completion per prompt, all desirable (SFT)
+  paired,       // prompt, chosen, rejected (DPO, IPO, ORPO, SimPO, CPO)
+  unpaired,     // prompt, completion, desirable-or-not label (KTO)
+  prompt_only,  // prompts; completions are generated during training (PPO, GRPO, RLOO)
+};
+
+enum class LogProbReduction {
+  sum,   // summed over completion tokens (DPO)
+  mean,  // averaged over completion tokens (SimPO, ORPO, IPO length-normalised)
+};
+
+struct LossRequirements {
+  bool reference_model = false;    // reference log-probs for every completion
+  ExampleLayout examples = ExampleLayout::paired;
+  LogProbReduction reduction = LogProbReduction::sum;
+  bool kl_completions = false;     // KTO: log-probs of mismatched prompt/completion pairs
+  bool policy_nll = false;         // token-mean NLL of the chosen completion (ORPO, RPO, CPO)
+  bool generation = false;         // online methods: the host samples completions
+};
+
+// Per-completion quantities for N completions, as 1-D tensors of length N.
+struct CompletionScores {
+  torch::Tensor logps;         // reduced as declared in LossRequirements::reduction
+  torch::Tensor token_counts;  // completion tokens that entered logps
+  torch::Tensor mean_logits;   // mean logit over completion tokens (TRL's logits/* metrics)
+  torch::Tensor nll;           // token-mean negative log-likelihood, when policy_nll is declared
+};
+
+struct LossBatch {
+  // Paired layout.
+  CompletionScores chosen, rejected;
+  CompletionScores reference_chosen, reference_rejected;
+  // Single and unpaired layouts.
+  CompletionScores completions, reference_completions;
+  torch::Tensor desirable;  // bool [N], unpaired layout
+  CompletionScores kl, reference_kl;
+};
+
+struct LossResult {
+  torch::Tensor loss;  // scalar; the host calls backward on it
+  // Metrics under TRL's names ("rewards/chosen", "logps/rejected", ...): per-example tensors or
+  // scalars, detached; the host averages them over the logging window.
+  std::vector<std::pair<std::string, torch::Tensor>> metrics;
+};
+
+class Loss : public PluginObject {
+ public:
+  ~Loss() override;
+  virtual LossRequirements requirements() const = 0;
+  // Not const: some losses keep running statistics (e.g. BCO's reward mean).
+  virtual LossResult compute(const LossBatch& batch) = 0;
+};
+
+}  // namespace alignkit

@@ -1,0 +1,57 @@
+// ModelLoader: reads a model directory into a module the host can train, and writes it back.
+//
+// `describe` reads only the configuration, so the memory planner can size a 70B model without
+// loading it; `load` places weights straight on the target device and dtype.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <alignkit/plugin.hpp>
+
+namespace alignkit {
+
+// What the planner and the loops need to know about a model, from its configuration alone.
+struct ModelDescription {
+  std::string architecture;  // e.g. "LlamaForCausalLM"
+  std::int64_t parameters = 0;
+  std::int64_t vocab_size = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_layers = 0;
+  std::int64_t num_attention_heads = 0;
+  std::int64_t num_key_value_heads = 0;
+  std::int64_t head_dim = 0;
+  bool tied_embeddings = false;
+};
+
+struct LoadOptions {
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;
+};
+
+// A causal language model: token ids in, next-token logits out.
+class CausalLM : public torch::nn::Module {
+ public:
+  ~CausalLM() override;
+  // input_ids, attention_mask, position_ids: [batch, seq] int64. Returns [batch, seq, vocab].
+  virtual torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                const torch::Tensor& position_ids) = 0;
+  virtual const ModelDescription& description() const = 0;
+};
+
+class ModelLoader : public PluginObject {
+ public:
+  ~ModelLoader() override;
+  virtual ModelDescription describe(const std::filesystem::path& model_dir) const = 0;
+  virtual std::shared_ptr<CausalLM> load(const std::filesystem::path& model_dir,
+                                         const LoadOptions& options) = 0;
+  virtual void save(const CausalLM& model, const std::filesystem::path& model_dir) const = 0;
+};
+
+}  // namespace alignkit
