@@ -19,8 +19,11 @@ function(alignkit_add_plugin name)
   # Only the entry point is exported; everything else stays private to the plugin.
   set_target_properties(${name} PROPERTIES
     PREFIX "lib" CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  set_property(GLOBAL APPEND PROPERTY ALIGNKIT_PLUGINS ${name})
   if(DEFINED ALIGNKIT_PLUGIN_OUTPUT_DIR)
-    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${ALIGNKIT_PLUGIN_OUTPUT_DIR}")
+    # Installed plugins sit in <libdir>/alignkit/plugins, two levels below the SDK library.
+    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${ALIGNKIT_PLUGIN_OUTPUT_DIR}"
+      INSTALL_RPATH "$ORIGIN/../..")
     if(NOT ARG_NO_INSTALL)
       install(TARGETS ${name} LIBRARY DESTINATION ${ALIGNKIT_PLUGIN_SUBDIR})
     endif()

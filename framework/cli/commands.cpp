@@ -169,7 +169,7 @@ int run_recipe_schedule(const Args& args) {
   std::string out = "step,lr_factor,learning_rate\n";
   for (std::int64_t step = 0; step < shape.total_steps; ++step) {
     const double factor = scheduler->lr_factor(step, shape);
-    out += fmt::format("{},{:.17g},{:.17g}\n", step, factor, factor * lr);
+    out += fmt::format("{},{},{}\n", step, factor, factor * lr);  // shortest round-trip text
   }
   std::cout << out;
   return kOk;
@@ -242,7 +242,7 @@ int run_plugins(const Args& args) {
     }
     out["refused"] = nlohmann::json::array();
     for (const auto& r : registry.refused())
-      out["refused"].push_back({{"path", r.path.string()}, {"reason", r.reason}});
+      out["refused"].push_back({{"path", r.path.string()}, {"plugin", r.name}, {"reason", r.reason}});
     std::cout << out.dump(2) << "\n";
     return kOk;
   }

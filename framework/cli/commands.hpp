@@ -10,9 +10,9 @@ namespace alignkit::cli {
 
 enum ExitCode : int {
   kOk = 0,
-  kFailure = 1,         // the command could not do its work (I/O, an internal error)
-  kUsage = 2,           // the command line is wrong
-  kRecipeInvalid = 3,   // the recipe has errors
+  kFailure = 1,         // the command could not do its work (writing outputs, an internal error)
+  kUsage = 2,           // the command line is wrong (unknown command or option, missing argument)
+  kRecipeInvalid = 3,   // the recipe, a file it includes, or a --set override is missing or invalid
   kPluginMissing = 4,   // the recipe asks for a plugin that is not installed or was refused
 };
 

@@ -178,7 +178,7 @@ ConvertedValue convert_option_value(const toml::node& node, const OptionSpec& sp
   std::vector<std::int64_t> ints;
   std::vector<std::string> strings;
   for (std::size_t i = 0; i < array->size(); ++i) {
-    auto element = convert_scalar(*array->get(i), spec, element_type(spec.type), fmt::format("element {}", i));
+    auto element = convert_scalar(*array->get(i), spec, element_type(spec.type), "value");
     if (!element.problem.empty()) {
       element.problem = fmt::format("element {}: {}", i, element.problem);
       return element;

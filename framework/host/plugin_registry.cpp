@@ -118,7 +118,11 @@ std::vector<fs::path> PluginRegistry::default_search_path() {
   std::vector<fs::path> out = split_search_path(std::getenv("ALIGNKIT_PLUGIN_PATH"));
   std::error_code ec;
   const fs::path exe = boost::dll::program_location(ec);
-  if (!ec) out.push_back(exe.parent_path().parent_path() / "lib" / "alignkit" / "plugins");
+  if (!ec) {
+    const fs::path installed = exe.parent_path().parent_path() / ALIGNKIT_PLUGIN_SUBDIR;
+    // A binary copied away from its tree has no plugin folder beside it; that is not an error.
+    if (fs::is_directory(installed, ec)) out.push_back(installed);
+  }
   return out;
 }
 
@@ -149,7 +153,7 @@ void PluginRegistry::load_file(const fs::path& file) {
   auto refuse = [&](std::string reason, std::string name = {}) {
     refused_.push_back(RefusedPlugin{file, std::move(name), std::move(reason)});
   };
-  if (!fs::exists(file, ec)) return refuse("no such file");
+  if (!fs::exists(file, ec)) return refuse("no such file or folder");
   if (!fs::is_regular_file(file, ec)) return refuse("not a regular file");
 
   auto library = std::make_shared<boost::dll::shared_library>();

@@ -1,8 +1,8 @@
 // The plugin registry: finds plugin libraries, checks their metadata, and creates their objects.
 //
 // Order of search (earlier wins a name clash): files a recipe names in [plugins] paths, then
-// ALIGNKIT_PLUGIN_PATH (folders or files, ':'-separated), then the folder beside the host binary,
-// ../lib/alignkit/plugins, which is both the build tree's and the install tree's plugin folder.
+// ALIGNKIT_PLUGIN_PATH (folders or files, ':'-separated), then <libdir>/alignkit/plugins beside
+// the host binary's bin/ folder, which is both the build tree's and the install tree's plugin folder.
 //
 // A library is accepted only after its metadata passes every check; a refused one is recorded
 // with its path and reason and the others carry on. Objects a plugin creates hold a reference to
@@ -53,9 +53,10 @@ class PluginRegistry {
   // beside the running executable.
   static std::vector<std::filesystem::path> default_search_path();
 
-  // Loads every plugin library in a folder (files named lib*.so), or one file. A file named
-  // explicitly is always tried; a folder contributes only shared-library names. Loading the
-  // same file twice is a no-op.
+  // Loads every shared library in a folder (files named *.so or *.so.N), or one file. A file
+  // named explicitly is always tried; from a folder only shared-library names are. A plugin
+  // folder holds plugins only: each library in it is loaded, running its static initialisers.
+  // Loading the same file twice is a no-op.
   void load(const std::filesystem::path& file_or_folder);
   void load_default_search_path();
 

@@ -119,7 +119,8 @@ class Validator {
 
   static void resolve_paths(OptionType type, detail::OptionValue& value, const fs::path& base) {
     auto resolve = [&](std::string& p) {
-      if (!p.empty() && fs::path(p).is_relative()) p = (base / p).lexically_normal().string();
+      // Absolute, so the effective recipe written into the run folder still names the same files.
+      if (!p.empty() && fs::path(p).is_relative()) p = fs::absolute(base / p).lexically_normal().string();
     };
     if (type == OptionType::path) resolve(std::get<std::string>(value));
     if (type == OptionType::path_list)
@@ -203,10 +204,10 @@ class Validator {
 
   void check_host_rules(const ValidatedRecipe& recipe) {
     const RecipeSection scheduler = recipe.section("scheduler");
-    if (scheduler.has("warmup_steps") && scheduler.has("warmup_ratio"))
+    if (scheduler.get_int("warmup_steps") > 0 && scheduler.get_float("warmup_ratio") > 0)
       problems_.push_back(scheduler.error("warmup_ratio", "is set together with warmup_steps",
-                                          "set one of them; warmup_steps wins when both are > 0 in transformers, "
-                                          "which hides mistakes"));
+                                          "set one of them; transformers silently ignores the ratio when "
+                                          "both are > 0"));
     const RecipeSection run = recipe.section("run");
     static const std::regex device_pattern("auto|cpu|cuda|cuda:[0-9]{1,3}");
     const std::string device = run.get_string("device");

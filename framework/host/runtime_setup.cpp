@@ -1,7 +1,6 @@
 #include "runtime_setup.hpp"
 
 #include <dlfcn.h>
-#include <link.h>
 #include <malloc.h>
 #include <sched.h>
 
@@ -12,40 +11,30 @@
 
 namespace alignkit {
 
-namespace {
-
-int find_blas(struct dl_phdr_info* info, size_t, void* out) {
-  const std::string name = info->dlpi_name ? info->dlpi_name : "";
-  const auto base = std::filesystem::path(name).filename().string();
-  if (base.rfind("libblas.so", 0) == 0 || base.rfind("libopenblas", 0) == 0) {
-    *static_cast<std::string*>(out) = name;
-    return 1;
-  }
-  return 0;
-}
-
-}  // namespace
-
 BlasInfo detect_blas() {
   BlasInfo info;
-  dl_iterate_phdr(find_blas, &info.library);
-  if (info.library.empty()) return info;  // e.g. a LibTorch with MKL linked in statically
+  // Ask the dynamic linker which library answers LibTorch's calls to sgemm_: several BLAS
+  // libraries may be loaded (Debian's LibTorch pulls OpenBLAS in for LAPACK even when libblas.so.3
+  // is the reference BLAS), and only the first in the global scope matters.
+  void* gemm = dlsym(RTLD_DEFAULT, "sgemm_");
+  Dl_info where{};
+  if (!gemm || !dladdr(gemm, &where) || !where.dli_fname) return info;  // e.g. MKL linked in statically
+  info.library = where.dli_fname;
   std::error_code ec;
   const auto real = std::filesystem::canonical(info.library, ec);
   if (!ec) info.library = real.string();
+  void* handle = dlopen(where.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+  auto exports = [&](const char* symbol) { return handle && dlsym(handle, symbol); };
   // Each optimised BLAS exports a symbol of its own; the reference BLAS exports none of them.
-  if (dlsym(RTLD_DEFAULT, "openblas_get_config")) {
-    info.implementation = "OpenBLAS";
-  } else if (dlsym(RTLD_DEFAULT, "bli_info_get_version_str")) {
-    info.implementation = "BLIS";
-  } else if (dlsym(RTLD_DEFAULT, "mkl_get_version")) {
-    info.implementation = "MKL";
-  } else if (dlsym(RTLD_DEFAULT, "ATL_buildinfo")) {
-    info.implementation = "ATLAS";
-  } else {
+  if (exports("openblas_get_config")) info.implementation = "OpenBLAS";
+  else if (exports("bli_info_get_version_str")) info.implementation = "BLIS";
+  else if (exports("mkl_get_version")) info.implementation = "MKL";
+  else if (exports("ATL_buildinfo")) info.implementation = "ATLAS";
+  else {
     info.implementation = "reference BLAS";
     info.slow = true;
   }
+  if (handle) dlclose(handle);
   return info;
 }
 

@@ -86,9 +86,9 @@ Diagnostic RecipeSection::error(std::string_view key, std::string message, std::
   } else {
     d.where = data_->header;
     d.source_line = data_->header_line;
-    d.notes.push_back(fmt::format("'{}' has its default value{}", key,
-                                  e.spec.default_value ? fmt::format(" {}", e.spec.default_value)
-                                                       : std::string{}));
+    d.notes.push_back(e.spec.default_value
+                          ? fmt::format("'{}' has its default value {}", key, e.spec.default_value)
+                          : fmt::format("'{}' is not set", key));
   }
   return d;
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what alignkit needs on Debian 12 and builds it. Idempotent: a second run installs
+# nothing and rebuilds only what changed (the build folder and ccache are reused).
+#
+# usage: scripts/setup.sh [TARGET]    (run as root, or as a user with sudo; default: everything)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target=${1:-all}
+
+# Debian packages only: what a user's machine and CI reach. libopenblas0-openmp makes
+# libblas.so.3 OpenBLAS (~30x the reference BLAS on matrix products); libblas3 is the reference
+# BLAS itself, which a test preloads to check the host's warning about it.
+packages=(cmake ninja-build g++ ccache python3
+          libtorch-dev libboost-dev libboost-program-options-dev libboost-filesystem-dev
+          libtomlplusplus-dev libfmt-dev libgtest-dev nlohmann-json3-dev
+          libopenblas0-openmp libblas3)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ccache's default folder is per user, so fresh clones on this machine share it.
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+[ -f build/CMakeCache.txt ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build --target "$target"

@@ -1,0 +1,86 @@
+#include "test_support.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+
+namespace alignkit::testing {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path_ = fs::temp_directory_path() / fmt::format("alignkit-test-{}-{:x}", ::getpid(), rd());
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+fs::path TempDir::write(const std::string& name, const std::string& content) const {
+  const fs::path file = path_ / name;
+  fs::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::binary);
+  out << content;
+  return file;
+}
+
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+std::string read_all(FILE* f) {
+  std::string out;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), f)) > 0) out.append(buffer.data(), n);
+  return out;
+}
+
+}  // namespace
+
+CommandResult run_alignkit(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  TempDir scratch;
+  std::string command = "env";
+  for (const auto& e : env) command += " " + shell_quote(e);
+  command += " " + shell_quote(ALIGNKIT_BINARY);
+  for (const auto& a : args) command += " " + shell_quote(a);
+  const auto stderr_file = scratch.path() / "stderr";
+  command += " 2>" + shell_quote(stderr_file.string()) + " </dev/null";
+  CommandResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return result;
+  result.stdout_text = read_all(pipe);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::ifstream err(stderr_file);
+  std::string stderr_text((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  result.output = result.stdout_text + stderr_text;
+  return result;
+}
+
+std::string describe(const DiagnosticError& e) { return e.format(); }
+
+fs::path source_dir() { return ALIGNKIT_SOURCE_DIR; }
+fs::path plugin_dir() { return ALIGNKIT_PLUGIN_DIR; }
+fs::path fixture_plugin_dir() { return FIXTURE_PLUGIN_DIR; }
+fs::path fixture_plugin(const std::string& variant) {
+  return fixture_plugin_dir() / fmt::format("libfixture_{}.so", variant);
+}
+
+}  // namespace alignkit::testing

@@ -1,0 +1,44 @@
+// Helpers shared by the tests: scratch folders, files, and running the alignkit binary.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <alignkit/diagnostic.hpp>
+
+namespace alignkit::testing {
+
+// A fresh folder under the system temp folder, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  // Writes `content` to path()/name (creating parent folders) and returns the full path.
+  std::filesystem::path write(const std::string& name, const std::string& content) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+  std::string stdout_text;
+};
+
+// Runs the alignkit binary with `args` (each shell-quoted) and `env` assignments ("K=V").
+CommandResult run_alignkit(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+
+// The diagnostics a DiagnosticError carries, formatted, for assertion messages.
+std::string describe(const DiagnosticError& e);
+
+std::filesystem::path source_dir();
+std::filesystem::path plugin_dir();          // the build tree's plugin folder
+std::filesystem::path fixture_plugin_dir();  // the fixture plugins (tests/fixture_plugins)
+std::filesystem::path fixture_plugin(const std::string& variant);  // e.g. "good" -> its .so
+
+}  // namespace alignkit::testing
