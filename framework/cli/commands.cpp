@@ -32,22 +32,47 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Parses a command's own options; `usage` is the first line of its --help.
-po::variables_map parse(const Args& args, const po::options_description& options,
-                        const po::positional_options_description& positional, const std::string& usage,
-                        bool& help) {
-  po::options_description all = options;
-  all.add_options()("help,h", "Show this help");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-  help = vm.count("help") > 0;
-  if (help) {
-    std::cout << "usage: " << usage << "\n\n" << all << "\n";
-    return vm;
+// One command's command line: its options, --help, and for recipe commands the recipe file
+// (positional) and --set overrides.
+class CommandLine {
+ public:
+  enum Recipe { no_recipe, takes_recipe };
+
+  CommandLine(std::string usage, Recipe recipe) : usage_(std::move(usage)), options_("options") {
+    if (recipe == takes_recipe) {
+      options_.add_options()("recipe", po::value<std::string>()->required(), "Recipe file (TOML)")(
+          "set", po::value<Args>()->composing(),
+          "Override a recipe key: --set section.key=value (repeatable; validated like the recipe)");
+      positional_.add("recipe", 1);
+    }
+    options_.add_options()("help,h", "Show this help");
   }
-  po::notify(vm);
-  return vm;
-}
+
+  po::options_description_easy_init add() { return options_.add_options(); }
+
+  // Parses `args`; returns false after printing the help when --help was given.
+  bool parse(const Args& args) {
+    po::store(po::command_line_parser(args).options(options_).positional(positional_).run(), vm_);
+    if (vm_.count("help")) {
+      std::cout << "usage: " << usage_ << "\n\n" << options_ << "\n";
+      return false;
+    }
+    po::notify(vm_);
+    return true;
+  }
+
+  bool has(const char* name) const { return vm_.count(name) > 0; }
+  template <typename T>
+  T get(const char* name) const { return vm_[name].as<T>(); }
+  std::string recipe() const { return get<std::string>("recipe"); }
+  Args sets() const { return has("set") ? get<Args>("set") : Args{}; }
+
+ private:
+  std::string usage_;
+  po::options_description options_;
+  po::positional_options_description positional_;
+  po::variables_map vm_;
+};
 
 void report_refused(const PluginRegistry& registry) {
   for (const auto& r : registry.refused())
@@ -89,15 +114,6 @@ std::unique_ptr<LoadedRecipe> load_and_validate(const std::string& file, const A
   return loaded;
 }
 
-void add_recipe_options(po::options_description& options, po::positional_options_description& positional) {
-  options.add_options()("recipe", po::value<std::string>()->required(), "Recipe file (TOML)")(
-      "set", po::value<Args>()->composing(),
-      "Override a recipe key: --set section.key=value (repeatable; validated like the recipe)");
-  positional.add("recipe", 1);
-}
-
-Args sets_of(const po::variables_map& vm) { return vm.count("set") ? vm["set"].as<Args>() : Args{}; }
-
 // Training and planning need the method, the model and the data; say which are missing and what
 // could fill them.
 void require_training_sections(const LoadedRecipe& loaded, const char* command,
@@ -123,14 +139,10 @@ void require_training_sections(const LoadedRecipe& loaded, const char* command,
 }  // namespace
 
 int run_recipe_check(const Args& args) {
-  po::options_description options("alignkit recipe check");
-  po::positional_options_description positional;
-  add_recipe_options(options, positional);
-  bool help = false;
-  auto vm = parse(args, options, positional, "alignkit recipe check RECIPE.toml [--set section.key=value ...]", help);
-  if (help) return kOk;
-  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
-  std::cout << fmt::format("{}: ok\n", vm["recipe"].as<std::string>());
+  CommandLine command_line("alignkit recipe check RECIPE.toml [--set section.key=value ...]", CommandLine::takes_recipe);
+  if (!command_line.parse(args)) return kOk;
+  auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
+  std::cout << fmt::format("{}: ok\n", command_line.recipe());
   for (const auto& [section, plugin] : loaded->recipe.plugins)
     std::cout << fmt::format("  [{}] {} '{}' {} ({})\n", section, to_string(plugin->kind), plugin->name,
                              plugin->version, plugin->path.string());
@@ -142,26 +154,17 @@ int run_recipe_check(const Args& args) {
 }
 
 int run_recipe_show(const Args& args) {
-  po::options_description options("alignkit recipe show");
-  po::positional_options_description positional;
-  add_recipe_options(options, positional);
-  bool help = false;
-  auto vm = parse(args, options, positional, "alignkit recipe show RECIPE.toml [--set section.key=value ...]", help);
-  if (help) return kOk;
-  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  CommandLine command_line("alignkit recipe show RECIPE.toml [--set section.key=value ...]", CommandLine::takes_recipe);
+  if (!command_line.parse(args)) return kOk;
+  auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   std::cout << render_effective_recipe(loaded->recipe);
   return kOk;
 }
 
 int run_recipe_schedule(const Args& args) {
-  po::options_description options("alignkit recipe schedule");
-  po::positional_options_description positional;
-  add_recipe_options(options, positional);
-  bool help = false;
-  auto vm = parse(args, options, positional,
-                  "alignkit recipe schedule RECIPE.toml [--set ...]   (prints step,lr as CSV)", help);
-  if (help) return kOk;
-  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  CommandLine command_line("alignkit recipe schedule RECIPE.toml [--set ...]   (prints step,lr as CSV)", CommandLine::takes_recipe);
+  if (!command_line.parse(args)) return kOk;
+  auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   const auto shape = as_recipe_error([&] { return schedule_shape(loaded->recipe); });
   const auto* plugin = loaded->recipe.plugins.at("scheduler");
   auto scheduler = loaded->registry.create<Scheduler>(*plugin, loaded->recipe.section("scheduler"));
@@ -176,11 +179,8 @@ int run_recipe_schedule(const Args& args) {
 }
 
 int run_recipe_keys(const Args& args) {
-  po::options_description options("alignkit recipe keys");
-  po::positional_options_description positional;
-  bool help = false;
-  parse(args, options, positional, "alignkit recipe keys   (the reference of every recipe key, as Markdown)", help);
-  if (help) return kOk;
+  CommandLine command_line("alignkit recipe keys   (the reference of every recipe key, as Markdown)", CommandLine::no_recipe);
+  if (!command_line.parse(args)) return kOk;
   PluginRegistry registry;
   registry.load_default_search_path();
   report_refused(registry);
@@ -208,17 +208,14 @@ int run_recipe(const Args& args) {
 }
 
 int run_plugins(const Args& args) {
-  po::options_description options("alignkit plugins");
-  options.add_options()("json", "Print JSON instead of a table");
-  po::positional_options_description positional;
-  bool help = false;
-  auto vm = parse(args, options, positional, "alignkit plugins [--json]", help);
-  if (help) return kOk;
+  CommandLine command_line("alignkit plugins [--json]", CommandLine::no_recipe);
+  command_line.add()("json", "Print JSON instead of a table");
+  if (!command_line.parse(args)) return kOk;
   PluginRegistry registry;
   const auto search = PluginRegistry::default_search_path();
   for (const auto& entry : search) registry.load(entry);
 
-  if (vm.count("json")) {
+  if (command_line.has("json")) {
     nlohmann::json out;
     out["host_version"] = ALIGNKIT_VERSION_STRING;
     out["api_version"] = ALIGNKIT_PLUGIN_API_VERSION;
@@ -266,18 +263,13 @@ int run_plugins(const Args& args) {
 }
 
 int run_train(const Args& args) {
-  po::options_description options("alignkit train");
-  po::positional_options_description positional;
-  add_recipe_options(options, positional);
-  options.add_options()("output", po::value<std::string>(), "Output folder (overrides [run] output_dir)");
-  bool help = false;
-  auto vm = parse(args, options, positional,
-                  "alignkit train RECIPE.toml [--set section.key=value ...] [--output DIR]", help);
-  if (help) return kOk;
-  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  CommandLine command_line("alignkit train RECIPE.toml [--set section.key=value ...] [--output DIR]", CommandLine::takes_recipe);
+  command_line.add()("output", po::value<std::string>(), "Output folder (overrides [run] output_dir)");
+  if (!command_line.parse(args)) return kOk;
+  auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   require_training_sections(*loaded, "train", {"method", "model", "data"});
   configure_runtime(static_cast<int>(loaded->recipe.section("run").get_int("threads")));
-  const fs::path dir = run_directory(loaded->recipe, vm.count("output") ? vm["output"].as<std::string>() : "");
+  const fs::path dir = run_directory(loaded->recipe, command_line.has("output") ? command_line.get<std::string>("output") : "");
   prepare_run_directory(dir, loaded->recipe);
   // The offline training loop (issue 6) starts here; this build has the host, the recipe and the
   // plugin path, and stops after writing the run folder.
@@ -287,19 +279,14 @@ int run_train(const Args& args) {
 }
 
 int run_plan(const Args& args) {
-  po::options_description options("alignkit plan");
-  po::positional_options_description positional;
-  add_recipe_options(options, positional);
-  options.add_options()("gpu", po::value<std::string>(), "Target GPU by name (t4, a100-80, h100-80, ...)")(
+  CommandLine command_line("alignkit plan RECIPE.toml [--gpu NAME | --memory-gib N] [--json]", CommandLine::takes_recipe);
+  command_line.add()("gpu", po::value<std::string>(), "Target GPU by name (t4, a100-80, h100-80, ...)")(
       "memory-gib", po::value<double>(), "Memory budget in GiB")("json", "Print JSON");
-  bool help = false;
-  auto vm = parse(args, options, positional,
-                  "alignkit plan RECIPE.toml [--gpu NAME | --memory-gib N] [--json]", help);
-  if (help) return kOk;
-  if (vm.count("gpu") && vm.count("memory-gib")) throw UsageError("give --gpu or --memory-gib, not both");
-  if (vm.count("memory-gib") && !(vm["memory-gib"].as<double>() > 0))
+  if (!command_line.parse(args)) return kOk;
+  if (command_line.has("gpu") && command_line.has("memory-gib")) throw UsageError("give --gpu or --memory-gib, not both");
+  if (command_line.has("memory-gib") && !(command_line.get<double>("memory-gib") > 0))
     throw UsageError("--memory-gib must be a positive number of GiB");
-  auto loaded = load_and_validate(vm["recipe"].as<std::string>(), sets_of(vm));
+  auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   // The planner sizes the model the recipe names and the method's declared needs.
   require_training_sections(*loaded, "plan", {"method", "model"});
   // The memory planner (issue 7) sizes the model here from its loader's description.
