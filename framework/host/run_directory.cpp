@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "atomic_file.hpp"
+#include <alignkit/atomic_file.hpp>
 #include "recipe_render.hpp"
 
 namespace alignkit {

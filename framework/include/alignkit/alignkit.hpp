@@ -1,6 +1,7 @@
 // Everything a plugin author needs: include this one header.
 #pragma once
 
+#include <alignkit/atomic_file.hpp>
 #include <alignkit/dataset.hpp>
 #include <alignkit/diagnostic.hpp>
 #include <alignkit/loss.hpp>
@@ -8,6 +9,7 @@
 #include <alignkit/options.hpp>
 #include <alignkit/plugin.hpp>
 #include <alignkit/recipe_section.hpp>
+#include <alignkit/safetensors.hpp>
 #include <alignkit/scheduler.hpp>
 #include <alignkit/torch_compat.hpp>
 #include <alignkit/version.hpp>
