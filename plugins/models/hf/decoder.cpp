@@ -1,0 +1,177 @@
+#include "decoder.hpp"
+
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include <torch/nn/functional/activation.h>
+
+namespace alignkit::hf {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+// rotate_half: [-x2, x1] on the two halves of the last dimension.
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+// [B, H_kv, T, D] -> [B, H_kv * groups, T, D], each kv head shared by `groups` query heads.
+torch::Tensor repeat_kv(const torch::Tensor& x, std::int64_t groups) {
+  if (groups == 1) return x;
+  const auto b = x.size(0), h = x.size(1), t = x.size(2), d = x.size(3);
+  return x.unsqueeze(2).expand({b, h, groups, t, d}).reshape({b, h * groups, t, d});
+}
+
+}  // namespace
+
+torch::Tensor rope_inv_freq(const ModelConfig& c) {
+  const auto dim = c.head_dim;
+  auto inv_freq = 1.0 / torch::pow(c.rope_theta, torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) /
+                                                     static_cast<double>(dim));
+  if (c.rope_scaling.rope_type != "llama3") return inv_freq;
+  // Llama 3.1's frequency-dependent scaling (transformers' _compute_llama3_parameters): long
+  // wavelengths are divided by `factor`, short ones kept, the band between interpolated.
+  const auto& s = c.rope_scaling;
+  const double old_len = static_cast<double>(s.original_max_position_embeddings);
+  const double low_freq_wavelen = old_len / s.low_freq_factor;
+  const double high_freq_wavelen = old_len / s.high_freq_factor;
+  const auto wavelen = 2 * std::numbers::pi / inv_freq;
+  auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+  const auto smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  const auto smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+  const auto medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  return torch::where(medium, smoothed, scaled);
+}
+
+RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // Normalise in fp32 whatever the compute dtype, as transformers does.
+  auto h = x.to(torch::kFloat32);
+  h = h * torch::rsqrt(h.pow(2).mean(-1, true) + eps_);
+  return weight * h.to(x.scalar_type());
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+  q_proj = register_module("q_proj", linear(c.hidden_size, heads_ * head_dim_, c.qkv_bias));
+  k_proj = register_module("k_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.qkv_bias));
+  v_proj = register_module("v_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.qkv_bias));
+  o_proj = register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size, c.o_bias));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+  }
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& mask) {
+  const auto b = x.size(0), t = x.size(1);
+  auto q = q_proj(x).view({b, t, heads_, head_dim_});
+  auto k = k_proj(x).view({b, t, kv_heads_, head_dim_});
+  auto v = v_proj(x).view({b, t, kv_heads_, head_dim_}).transpose(1, 2);
+  if (q_norm) {  // Qwen3 normalises each head before rope
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
+  const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  k = repeat_kv(k, heads_ / kv_heads_);
+  v = repeat_kv(v, heads_ / kv_heads_);
+  auto scores = torch::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(head_dim_))) + mask;
+  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
+  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({b, t, heads_ * head_dim_});
+  return o_proj(out);
+}
+
+MlpImpl::MlpImpl(const ModelConfig& c) {
+  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return down_proj(F::silu(gate_proj(x)) * up_proj(x)); }
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  self_attn = register_module("self_attn", Attention(c));
+  mlp = register_module("mlp", Mlp(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                        const torch::Tensor& mask) {
+  auto h = x + self_attn(input_layernorm(x), cos, sin, mask);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+DecoderModelImpl::DecoderModelImpl(const ModelConfig& c) : config_(c), inv_freq_(rope_inv_freq(c)) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                        const torch::Tensor& position_ids) {
+  const auto b = input_ids.size(0), t = input_ids.size(1);
+  auto h = embed_tokens(input_ids);
+  const auto dtype = h.scalar_type();
+  const auto device = h.device();
+
+  auto positions = position_ids.defined() ? position_ids : torch::arange(t, torch::dtype(torch::kInt64).device(device))
+                                                               .unsqueeze(0)
+                                                               .expand({b, t});
+  // Rope tables in fp32, then cast to the compute dtype (transformers' LlamaRotaryEmbedding).
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(device).view({1, 1, -1});
+  auto emb = torch::cat({freqs, freqs}, -1);
+  auto cos = emb.cos().to(dtype), sin = emb.sin().to(dtype);
+
+  // Additive mask [B, 1, T, T]: a query sees earlier keys that are not padding (and, with a
+  // sliding window, no further back than the window).
+  auto query = torch::arange(t, torch::dtype(torch::kInt64).device(device)).view({t, 1});
+  auto key = torch::arange(t, torch::dtype(torch::kInt64).device(device)).view({1, t});
+  auto allowed = key <= query;
+  if (config_.sliding_window) allowed = allowed.logical_and(query - key < *config_.sliding_window);
+  auto visible = allowed.view({1, 1, t, t});
+  if (attention_mask.defined()) visible = visible.logical_and(attention_mask.to(torch::kBool).view({b, 1, 1, t}));
+  const double lowest = dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest()
+                        : dtype == torch::kBFloat16 ? -3.3895313892515355e38
+                        : dtype == torch::kFloat16  ? -65504.0
+                                                    : static_cast<double>(std::numeric_limits<float>::lowest());
+  auto mask = torch::zeros({b, 1, t, t}, torch::dtype(dtype).device(device)).masked_fill(visible.logical_not(), lowest);
+
+  for (const auto& layer : *layers) h = layer->as<DecoderLayer>()->forward(h, cos, sin, mask);
+  return norm(h);
+}
+
+DecoderLM::DecoderLM(ModelConfig config) : config_(std::move(config)), description_(describe(config_)) {
+  model = register_module("model", DecoderModel(config_));
+  if (config_.head == Head::classification) {
+    score = register_module("score", linear(config_.hidden_size, config_.num_labels, false));
+  } else if (!config_.tie_word_embeddings) {
+    lm_head = register_module("lm_head", linear(config_.hidden_size, config_.vocab_size, false));
+  }
+}
+
+torch::Tensor DecoderLM::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                 const torch::Tensor& position_ids) {
+  auto h = model->forward(input_ids, attention_mask, position_ids);
+  if (score) return score(h);
+  if (lm_head) return lm_head(h);
+  return torch::matmul(h, model->embed_tokens->weight.t());  // tied: the embedding is the output matrix
+}
+
+}  // namespace alignkit::hf

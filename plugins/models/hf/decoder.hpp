@@ -1,0 +1,104 @@
+// One decoder for the Llama family (Llama, Mistral, Qwen2, Qwen3), in LibTorch's module idiom.
+//
+// Submodules are registered under Hugging Face's names, so named_parameters() yields
+// "model.layers.0.self_attn.q_proj.weight" and weights load by name with no mapping table.
+// Architectures differ only through ModelConfig's flags; attention is the eager formulation of
+// transformers (fp32 softmax, additive mask at the dtype's lowest value).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include <alignkit/model_loader.hpp>
+
+#include "hf_config.hpp"
+
+namespace alignkit::hf {
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(std::int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const ModelConfig& config);
+  // x: [B, T, hidden]; cos, sin: [B, T, head_dim]; mask: additive [B, 1, T, T].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask);
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only
+
+ private:
+  std::int64_t heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask);
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// "model": embeddings, layers and the final norm, returning hidden states.
+class DecoderModelImpl : public torch::nn::Module {
+ public:
+  explicit DecoderModelImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& position_ids);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+
+ private:
+  ModelConfig config_;
+  torch::Tensor inv_freq_;  // rope frequencies, as transformers computes them (not a weight)
+};
+TORCH_MODULE(DecoderModel);
+
+// The whole model: the decoder plus lm_head (causal LM) or score (sequence classification).
+class DecoderLM : public CausalLM {
+ public:
+  explicit DecoderLM(ModelConfig config);
+  // Logits over the vocabulary, or over the labels at every position for a classification head.
+  // An undefined position_ids means 0..T-1 for every row, as transformers does by default.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& position_ids) override;
+  const ModelDescription& description() const override { return description_; }
+  const ModelConfig& config() const { return config_; }
+
+  DecoderModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // absent when tied or for a classification head
+  torch::nn::Linear score{nullptr};    // classification head only
+
+ private:
+  ModelConfig config_;
+  ModelDescription description_;
+};
+
+// Rope inverse frequencies [head_dim / 2] for the config (default or llama3 scaling).
+torch::Tensor rope_inv_freq(const ModelConfig& config);
+
+}  // namespace alignkit::hf

@@ -1,0 +1,176 @@
+#include "hf_config.hpp"
+
+#include <fstream>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <alignkit/diagnostic.hpp>
+
+namespace alignkit::hf {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Reader {
+  const nlohmann::json& json;
+  std::string file;
+
+  [[noreturn]] void fail(const std::string& key, std::string message, std::string help = {}) const {
+    Diagnostic d;
+    d.where = SourceLocation{file, 0, 0};
+    d.message = fmt::format("config.json key '{}': {}", key, message);
+    d.help = std::move(help);
+    throw DiagnosticError(std::move(d));
+  }
+  bool has(const std::string& key) const { return json.contains(key) && !json.at(key).is_null(); }
+  std::int64_t integer(const std::string& key) const {
+    if (!has(key)) fail(key, "is missing", "a transformers config.json has it; was the file edited by hand?");
+    const auto& v = json.at(key);
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) fail(key, fmt::format("expected a positive integer, found {}", v.dump()));
+    return v.get<std::int64_t>();
+  }
+  std::int64_t integer_or(const std::string& key, std::int64_t fallback) const {
+    return has(key) ? integer(key) : fallback;
+  }
+  double number_or(const std::string& key, double fallback) const {
+    if (!has(key)) return fallback;
+    const auto& v = json.at(key);
+    if (!v.is_number()) fail(key, fmt::format("expected a number, found {}", v.dump()));
+    return v.get<double>();
+  }
+  bool boolean_or(const std::string& key, bool fallback) const {
+    if (!has(key)) return fallback;
+    const auto& v = json.at(key);
+    if (!v.is_boolean()) fail(key, fmt::format("expected true or false, found {}", v.dump()));
+    return v.get<bool>();
+  }
+  std::optional<std::int64_t> token_id(const std::string& key) const {
+    if (!has(key)) return std::nullopt;
+    const auto& v = json.at(key);
+    // Some configs list several EOS ids (Llama 3); the first is the one generation stops on by default.
+    if (v.is_array() && !v.empty() && v.front().is_number_integer()) return v.front().get<std::int64_t>();
+    if (!v.is_number_integer()) fail(key, fmt::format("expected a token id, found {}", v.dump()));
+    return v.get<std::int64_t>();
+  }
+};
+
+const std::set<std::string> kSupported = {"LlamaForCausalLM",        "MistralForCausalLM",
+                                          "Qwen2ForCausalLM",        "Qwen3ForCausalLM",
+                                          "LlamaForSequenceClassification", "MistralForSequenceClassification",
+                                          "Qwen2ForSequenceClassification", "Qwen3ForSequenceClassification"};
+
+}  // namespace
+
+ModelConfig read_config(const fs::path& model_dir) {
+  const fs::path path = model_dir / "config.json";
+  std::ifstream in(path);
+  if (!in) {
+    Diagnostic d;
+    d.where = SourceLocation{path.string(), 0, 0};
+    d.message = fs::exists(model_dir) ? "no config.json in the model directory" : "the model directory does not exist";
+    d.help = "a Hugging Face model directory holds config.json and model.safetensors";
+    throw DiagnosticError(std::move(d));
+  }
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0},
+                                     fmt::format("config.json is not valid JSON: {}", e.what())});
+  }
+  if (!json.is_object())
+    throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0}, "config.json is not a JSON object"});
+  const Reader r{json, path.string()};
+
+  ModelConfig c;
+  if (!r.has("architectures") || !json["architectures"].is_array() || json["architectures"].empty() ||
+      !json["architectures"][0].is_string())
+    r.fail("architectures", "expected a list naming the model class, e.g. [\"LlamaForCausalLM\"]");
+  c.architecture = json["architectures"][0].get<std::string>();
+  if (!kSupported.count(c.architecture))
+    r.fail("architectures", fmt::format("'{}' is not supported", c.architecture),
+           "supported: Llama, Mistral, Qwen2 and Qwen3, as ...ForCausalLM or ...ForSequenceClassification");
+  c.head = c.architecture.find("SequenceClassification") != std::string::npos ? Head::classification : Head::causal_lm;
+  c.model_type = json.value("model_type", "");
+
+  c.vocab_size = r.integer("vocab_size");
+  c.hidden_size = r.integer("hidden_size");
+  c.intermediate_size = r.integer("intermediate_size");
+  c.num_hidden_layers = r.integer("num_hidden_layers");
+  c.num_attention_heads = r.integer("num_attention_heads");
+  c.num_key_value_heads = r.integer_or("num_key_value_heads", c.num_attention_heads);
+  c.head_dim = r.integer_or("head_dim", c.hidden_size / c.num_attention_heads);
+  c.max_position_embeddings = r.integer_or("max_position_embeddings", 2048);
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    r.fail("num_key_value_heads", fmt::format("{} does not divide num_attention_heads {}", c.num_key_value_heads,
+                                              c.num_attention_heads));
+  if (r.has("hidden_act") && json["hidden_act"] != "silu")
+    r.fail("hidden_act", fmt::format("only silu is supported, found {}", json["hidden_act"].dump()));
+  c.rms_norm_eps = r.number_or("rms_norm_eps", 1e-6);
+  c.rope_theta = r.number_or("rope_theta", 10000.0);
+  c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
+
+  const bool qwen2 = c.architecture.rfind("Qwen2", 0) == 0;
+  const bool qwen3 = c.architecture.rfind("Qwen3", 0) == 0;
+  const bool attention_bias = r.boolean_or("attention_bias", false);
+  c.qkv_bias = qwen2 || attention_bias;
+  c.o_bias = !qwen2 && attention_bias;
+  c.mlp_bias = r.boolean_or("mlp_bias", false);
+  c.qk_norm = qwen3;
+
+  if (r.has("rope_scaling")) {
+    const auto& rs = json["rope_scaling"];
+    if (!rs.is_object()) r.fail("rope_scaling", "expected an object or null");
+    const std::string type = rs.value("rope_type", rs.value("type", std::string("default")));
+    if (type != "default" && type != "llama3")
+      r.fail("rope_scaling", fmt::format("rope_type '{}' is not supported", type), "supported: default, llama3");
+    c.rope_scaling.rope_type = type;
+    const Reader s{rs, path.string()};
+    c.rope_scaling.factor = s.number_or("factor", 1.0);
+    c.rope_scaling.low_freq_factor = s.number_or("low_freq_factor", 1.0);
+    c.rope_scaling.high_freq_factor = s.number_or("high_freq_factor", 4.0);
+    c.rope_scaling.original_max_position_embeddings = s.integer_or("original_max_position_embeddings", 8192);
+  }
+  const bool mistral = c.architecture.rfind("Mistral", 0) == 0;
+  if ((mistral || (qwen2 && r.boolean_or("use_sliding_window", false)) ||
+       (qwen3 && r.boolean_or("use_sliding_window", false))) && r.has("sliding_window"))
+    c.sliding_window = r.integer("sliding_window");
+  c.num_labels = r.integer_or("num_labels", c.head == Head::classification && json.contains("id2label")
+                                                ? static_cast<std::int64_t>(json["id2label"].size())
+                                                : 1);
+  c.pad_token_id = r.token_id("pad_token_id");
+  c.bos_token_id = r.token_id("bos_token_id");
+  c.eos_token_id = r.token_id("eos_token_id");
+  if (r.has("torch_dtype") && json["torch_dtype"].is_string()) c.torch_dtype = json["torch_dtype"];
+  c.json = json.dump(2);
+  return c;
+}
+
+ModelDescription describe(const ModelConfig& c) {
+  ModelDescription d;
+  d.architecture = c.architecture;
+  d.vocab_size = c.vocab_size;
+  d.hidden_size = c.hidden_size;
+  d.intermediate_size = c.intermediate_size;
+  d.num_layers = c.num_hidden_layers;
+  d.num_attention_heads = c.num_attention_heads;
+  d.num_key_value_heads = c.num_key_value_heads;
+  d.head_dim = c.head_dim;
+  d.tied_embeddings = c.tie_word_embeddings;
+  const std::int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+  std::int64_t layer = h * q + 2 * h * kv + q * h + 3 * h * c.intermediate_size + 2 * h;
+  if (c.qkv_bias) layer += q + 2 * kv;
+  if (c.o_bias) layer += h;
+  if (c.mlp_bias) layer += 2 * c.intermediate_size + h;
+  if (c.qk_norm) layer += 2 * c.head_dim;
+  std::int64_t total = c.vocab_size * h + c.num_hidden_layers * layer + h;
+  if (c.head == Head::causal_lm && !c.tie_word_embeddings) total += c.vocab_size * h;
+  if (c.head == Head::classification) total += c.num_labels * h;
+  d.parameters = total;
+  return d;
+}
+
+}  // namespace alignkit::hf

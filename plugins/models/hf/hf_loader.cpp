@@ -1,0 +1,45 @@
+// hf: Hugging Face causal LMs (and their sequence-classification variants) from a local model
+// directory: config.json plus model.safetensors or sharded safetensors with an index.
+#include <fstream>
+
+#include <alignkit/atomic_file.hpp>
+#include <alignkit/model_loader.hpp>
+#include <alignkit/recipe_section.hpp>
+
+#include "decoder.hpp"
+#include "hf_config.hpp"
+#include "weights.hpp"
+
+namespace {
+
+class HfLoader final : public alignkit::ModelLoader {
+ public:
+  alignkit::ModelDescription describe(const std::filesystem::path& dir) const override {
+    return alignkit::hf::describe(alignkit::hf::read_config(dir));
+  }
+
+  std::shared_ptr<alignkit::CausalLM> load(const std::filesystem::path& dir,
+                                           const alignkit::LoadOptions& options) override {
+    auto model = std::make_shared<alignkit::hf::DecoderLM>(alignkit::hf::read_config(dir));
+    alignkit::hf::load_weights(*model, dir, options);
+    model->eval();
+    return model;
+  }
+
+  void save(const alignkit::CausalLM& model, const std::filesystem::path& dir) const override {
+    const auto* decoder = dynamic_cast<const alignkit::hf::DecoderLM*>(&model);
+    if (!decoder)
+      throw alignkit::DiagnosticError(alignkit::make_error("the hf loader saves only models it loaded"));
+    std::filesystem::create_directories(dir);
+    alignkit::hf::save_weights(model, dir);
+    alignkit::write_file_atomically(dir / "config.json", decoder->config().json + "\n");
+  }
+};
+
+std::unique_ptr<HfLoader> make(const alignkit::RecipeSection&) { return std::make_unique<HfLoader>(); }
+
+}  // namespace
+
+ALIGNKIT_PLUGIN(alignkit::plugin_info<make>(alignkit::PluginKind::model_loader, "hf", "0.1.0",
+                                            "Hugging Face Llama, Mistral, Qwen2 and Qwen3 models from a local "
+                                            "directory (config.json + safetensors)"))

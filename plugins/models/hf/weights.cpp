@@ -1,0 +1,101 @@
+#include "weights.hpp"
+
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <alignkit/safetensors.hpp>
+
+namespace alignkit::hf {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void fail(const fs::path& file, std::string message, std::string help = {}) {
+  Diagnostic d;
+  d.where = SourceLocation{file.string(), 0, 0};
+  d.message = std::move(message);
+  d.help = std::move(help);
+  throw DiagnosticError(std::move(d));
+}
+
+// Tensor name -> shard file, from the index if there is one.
+std::map<std::string, fs::path> locate_tensors(const fs::path& dir, std::map<fs::path, safetensors::File>& files) {
+  std::map<std::string, fs::path> where;
+  const fs::path single = dir / "model.safetensors";
+  const fs::path index = dir / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    std::ifstream in(index);
+    nlohmann::json json;
+    try {
+      json = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      fail(index, fmt::format("not valid JSON: {}", e.what()));
+    }
+    if (!json.contains("weight_map") || !json["weight_map"].is_object())
+      fail(index, "has no weight_map object");
+    for (const auto& [name, shard] : json["weight_map"].items()) {
+      if (!shard.is_string()) fail(index, fmt::format("weight_map['{}'] is not a file name", name));
+      const fs::path shard_path = dir / shard.get<std::string>();
+      if (shard_path.filename() != shard_path.lexically_relative(dir))
+        fail(index, fmt::format("weight_map['{}'] points outside the model directory", name));
+      where[name] = shard_path;
+    }
+  } else if (fs::exists(single)) {
+    files.emplace(single, safetensors::File::open(single));
+    for (const auto& t : files.at(single).header().tensors) where[t.name] = single;
+  } else {
+    fail(dir, "has no model.safetensors or model.safetensors.index.json",
+         "convert PyTorch .bin weights to safetensors first (transformers: save_pretrained(safe_serialization=True))");
+  }
+  for (const auto& [name, file] : where) {
+    if (!files.count(file)) files.emplace(file, safetensors::File::open(file));
+    if (!files.at(file).find(name)) fail(file, fmt::format("the index lists tensor '{}' here, but the file lacks it", name));
+  }
+  return where;
+}
+
+// Tensors a checkpoint may carry that are not weights of ours.
+bool ignorable(const std::string& name) { return name.find("rotary_emb.inv_freq") != std::string::npos; }
+
+}  // namespace
+
+void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOptions& options) {
+  std::map<fs::path, safetensors::File> files;
+  const auto where = locate_tensors(dir, files);
+  std::set<std::string> used;
+  torch::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters(true)) {
+    const std::string& name = item.key();
+    auto it = where.find(name);
+    if (it == where.end())
+      fail(dir, fmt::format("the weights have no tensor '{}', which the model needs", name),
+           "is config.json's architecture the one these weights were saved from?");
+    const auto& file = files.at(it->second);
+    auto tensor = file.tensor(name);
+    if (tensor.sizes() != item.value().sizes())
+      fail(it->second, fmt::format("tensor '{}' has shape {}, the config implies {}", name,
+                                   fmt::join(tensor.sizes(), "x"), fmt::join(item.value().sizes(), "x")));
+    item.value().set_data(tensor.to(options.device, options.dtype));
+    used.insert(name);
+  }
+  // lm_head.weight in the file of a tied model is the embedding again (some writers keep it).
+  const bool tied = module.named_parameters(true).find("lm_head.weight") == nullptr;
+  for (const auto& [name, file] : where)
+    if (!used.count(name) && !ignorable(name) && !(tied && name == "lm_head.weight"))
+      fail(file, fmt::format("tensor '{}' has no place in the model", name),
+           "is config.json's architecture the one these weights were saved from?");
+}
+
+void save_weights(const torch::nn::Module& module, const fs::path& dir) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& item : module.named_parameters(true)) tensors.emplace_back(item.key(), item.value());
+  safetensors::save(dir / "model.safetensors", tensors, {{"format", "pt"}});
+}
+
+}  // namespace alignkit::hf

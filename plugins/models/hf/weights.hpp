@@ -1,0 +1,22 @@
+// Loading and saving a model's weights in Hugging Face's layout: model.safetensors, or shards
+// listed by model.safetensors.index.json.
+#pragma once
+
+#include <filesystem>
+
+#include <torch/nn/module.h>
+
+#include <alignkit/model_loader.hpp>
+
+namespace alignkit::hf {
+
+// Fills every parameter of `module` from the directory's safetensors files by name, converting to
+// the requested device and dtype (no copy when they already match: the parameter then views the
+// memory-mapped file). Throws DiagnosticError naming the file and tensor for a missing tensor, a
+// shape mismatch, or a tensor in the files that the model has no place for.
+void load_weights(torch::nn::Module& module, const std::filesystem::path& model_dir, const LoadOptions& options);
+
+// Writes every parameter to <model_dir>/model.safetensors (atomically) under its name.
+void save_weights(const torch::nn::Module& module, const std::filesystem::path& model_dir);
+
+}  // namespace alignkit::hf

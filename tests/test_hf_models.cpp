@@ -1,0 +1,189 @@
+// The hf model loader against logits computed by transformers itself (tests/fixtures/oracle:
+// transformers 4.51.3, eager attention, fp32), for every supported architecture.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include <alignkit/model_loader.hpp>
+#include <alignkit/safetensors.hpp>
+
+#include "host/recipe_validator.hpp"
+#include "test_support.hpp"
+
+namespace alignkit {
+namespace {
+
+using testing::TempDir;
+namespace fs = std::filesystem;
+
+const fs::path kOracle = testing::source_dir() / "tests/fixtures/oracle";
+// The task's bound for fp32 logits against transformers.
+constexpr double kLogitTolerance = 1e-4;
+
+struct Loader {
+  TempDir dir;
+  PluginRegistry registry;
+  ValidatedRecipe recipe;
+  std::shared_ptr<ModelLoader> loader;
+  Loader() {
+    registry.load(testing::plugin_dir());
+    recipe = validate_recipe(load_recipe(dir.write("r.toml", "[model]\nloader = \"hf\"\npath = \"m\"\n")), registry,
+                             {false});
+    loader = registry.create<ModelLoader>(*recipe.plugins.at("model"), recipe.section("model"));
+  }
+};
+
+Loader& loader() {
+  static Loader instance;
+  return instance;
+}
+
+// Max |a - b| over the positions where mask == 1 ([B, T] mask, [B, T, V] tensors).
+double max_error_on_real_tokens(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) {
+  const auto keep = mask.to(torch::kBool).unsqueeze(-1).expand_as(a);
+  return (a - b).abs().masked_select(keep).max().item<double>();
+}
+
+class OracleLogits : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(OracleLogits, MatchTransformers) {
+  const fs::path dir = kOracle / GetParam();
+  auto model = loader().loader->load(dir, LoadOptions{});
+  const auto golden = safetensors::File::open(dir / "logits.safetensors");
+  const auto ids = golden.tensor("input_ids"), mask = golden.tensor("attention_mask");
+  torch::NoGradGuard no_grad;
+  // transformers' default positions (0..T-1 for every row).
+  const auto logits = model->forward(ids, mask, torch::Tensor());
+  EXPECT_LE(max_error_on_real_tokens(logits, golden.tensor("logits"), mask), kLogitTolerance);
+  // TRL's positions (counting from the first real token of each row).
+  const auto shifted = model->forward(ids, mask, golden.tensor("position_ids_from_mask"));
+  EXPECT_LE(max_error_on_real_tokens(shifted, golden.tensor("logits_pos_from_mask"), mask), kLogitTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryArchitecture, OracleLogits,
+                         ::testing::Values("llama", "llama3_rope", "llama_tied", "mistral", "qwen2", "qwen3"),
+                         [](const auto& info) { return std::string(info.param); });
+
+TEST(HfModel, SequenceClassificationScoresMatchTransformers) {
+  const fs::path dir = kOracle / "llama_seqcls";
+  auto model = loader().loader->load(dir, LoadOptions{});
+  const auto golden = safetensors::File::open(dir / "logits.safetensors");
+  const auto ids = golden.tensor("input_ids"), mask = golden.tensor("attention_mask");
+  torch::NoGradGuard no_grad;
+  const auto token_scores = model->forward(ids, mask, torch::Tensor());
+  EXPECT_LE(max_error_on_real_tokens(token_scores, golden.tensor("token_scores"), mask), kLogitTolerance);
+  // transformers pools at the rightmost token that is not the pad id (0 here).
+  const auto last = (torch::arange(ids.size(1)) * (ids != 0)).argmax(-1);
+  const auto pooled = token_scores.index({torch::arange(ids.size(0)), last});
+  EXPECT_LE((pooled - golden.tensor("scores")).abs().max().item<double>(), kLogitTolerance);
+}
+
+TEST(HfModel, DescribeCountsParametersFromTheConfigAlone) {
+  std::ifstream in(kOracle / "manifest.json");
+  const auto manifest = nlohmann::json::parse(in);
+  for (const auto& [name, entry] : manifest["models"].items()) {
+    const auto d = loader().loader->describe(kOracle / name);
+    EXPECT_EQ(d.parameters, entry["n_params"].get<std::int64_t>()) << name;
+    // And the loaded model agrees.
+    auto model = loader().loader->load(kOracle / name, LoadOptions{});
+    std::int64_t counted = 0;
+    for (const auto& p : model->parameters()) counted += p.numel();
+    EXPECT_EQ(counted, d.parameters) << name;
+  }
+}
+
+TEST(HfModel, SavedModelReloadsToTheSameLogits) {
+  TempDir dir;
+  auto model = loader().loader->load(kOracle / "qwen3", LoadOptions{});
+  loader().loader->save(*model, dir.path() / "copy");
+  auto again = loader().loader->load(dir.path() / "copy", LoadOptions{});
+  const auto ids = torch::randint(0, 300, {2, 9});
+  const auto mask = torch::ones({2, 9}, torch::kInt64);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->forward(ids, mask, {}), again->forward(ids, mask, {})));
+}
+
+// Copies an oracle model directory so a test can damage it.
+fs::path copy_model(const TempDir& dir, const char* name) {
+  const fs::path target = dir.path() / name;
+  fs::copy(kOracle / name, target);
+  for (const auto& entry : fs::directory_iterator(target))
+    fs::permissions(entry.path(), fs::perms::owner_write, fs::perm_options::add);
+  return target;
+}
+
+std::string load_error(const fs::path& dir) {
+  try {
+    loader().loader->load(dir, LoadOptions{});
+  } catch (const DiagnosticError& e) {
+    return e.format();
+  }
+  return "(loaded)";
+}
+
+void edit_config(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json config;
+  {
+    std::ifstream in(dir / "config.json");
+    config = nlohmann::json::parse(in);
+  }
+  edit(config);
+  std::ofstream(dir / "config.json") << config.dump();
+}
+
+TEST(HfModel, BadModelDirectoriesAreRefusedWithTheFileAndReason) {
+  TempDir dir;
+  EXPECT_NE(load_error(dir.path() / "absent").find("the model directory does not exist"), std::string::npos);
+
+  auto m = copy_model(dir, "llama");
+  edit_config(m, [](auto& c) { c["architectures"] = {"GPT2LMHeadModel"}; });
+  EXPECT_NE(load_error(m).find("'GPT2LMHeadModel' is not supported"), std::string::npos) << load_error(m);
+
+  m = copy_model(dir, "mistral");
+  edit_config(m, [](auto& c) { c["intermediate_size"] = 96; });
+  EXPECT_NE(load_error(m).find("has shape 128x64, the config implies 96x64"), std::string::npos) << load_error(m);
+
+  m = copy_model(dir, "qwen2");
+  edit_config(m, [](auto& c) { c.erase("hidden_size"); });
+  EXPECT_NE(load_error(m).find("config.json key 'hidden_size': is missing"), std::string::npos) << load_error(m);
+
+  m = copy_model(dir, "llama_tied");
+  edit_config(m, [](auto& c) { c["tie_word_embeddings"] = false; });  // now it needs lm_head.weight
+  EXPECT_NE(load_error(m).find("no tensor 'lm_head.weight'"), std::string::npos) << load_error(m);
+
+  m = copy_model(dir, "qwen3");
+  edit_config(m, [](auto& c) { c["architectures"] = {"LlamaForCausalLM"}; });  // q_norm/k_norm unused
+  EXPECT_NE(load_error(m).find("has no place in the model"), std::string::npos) << load_error(m);
+
+  m = copy_model(dir, "llama3_rope");
+  fs::remove(m / "model.safetensors");
+  EXPECT_NE(load_error(m).find("has no model.safetensors"), std::string::npos) << load_error(m);
+}
+
+TEST(HfModel, ShardedCheckpointsLoadThroughTheIndex) {
+  TempDir dir;
+  const fs::path m = copy_model(dir, "llama");
+  // Re-shard: layers in one file, everything else in another, with an index as transformers writes.
+  const auto whole = safetensors::File::open(m / "model.safetensors");
+  std::vector<std::pair<std::string, torch::Tensor>> layers, rest;
+  nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+  for (const auto& t : whole.header().tensors) {
+    const bool layer = t.name.find(".layers.") != std::string::npos;
+    (layer ? layers : rest).emplace_back(t.name, whole.tensor(t.name).clone());
+    index["weight_map"][t.name] = layer ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  safetensors::save(m / "model-00001-of-00002.safetensors", layers);
+  safetensors::save(m / "model-00002-of-00002.safetensors", rest);
+  fs::remove(m / "model.safetensors");
+  std::ofstream(m / "model.safetensors.index.json") << index.dump();
+  auto sharded = loader().loader->load(m, LoadOptions{});
+  auto original = loader().loader->load(kOracle / "llama", LoadOptions{});
+  const auto ids = torch::randint(0, 300, {1, 7});
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(sharded->forward(ids, {}, {}), original->forward(ids, {}, {})));
+}
+
+}  // namespace
+}  // namespace alignkit
