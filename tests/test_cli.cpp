@@ -59,13 +59,19 @@ TEST(Cli, PluginsJsonListsSchedulersWithMetadata) {
   EXPECT_EQ(json["api_version"], 1);
   std::set<std::string> names;
   for (const auto& p : json["plugins"]) {
-    EXPECT_EQ(p["kind"], "scheduler");
     EXPECT_EQ(p["api_version"], 1);
     EXPECT_FALSE(p["description"].get<std::string>().empty());
     EXPECT_TRUE(std::filesystem::exists(p["path"].get<std::string>()));
-    names.insert(p["name"]);
+    names.insert(p["kind"].get<std::string>() + "/" + p["name"].get<std::string>());
+    if (p["name"] == "cosine") {
+      ASSERT_EQ(p["options"].size(), 2u);
+      EXPECT_EQ(p["options"][0]["key"], "num_cycles");
+      EXPECT_EQ(p["options"][0]["default"], "0.5");
+      EXPECT_EQ(p["options"][0]["type"], "float");
+    }
   }
-  EXPECT_EQ(names, (std::set<std::string>{"constant", "cosine", "linear", "warmup_stable_decay"}));
+  EXPECT_EQ(names, (std::set<std::string>{"scheduler/constant", "scheduler/cosine", "scheduler/linear",
+                                          "scheduler/warmup_stable_decay", "model_loader/hf"}));
   EXPECT_TRUE(json["refused"].empty());
 }
 
@@ -155,6 +161,7 @@ TEST(Cli, TrainNeedsMethodModelAndData) {
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.output.find("`alignkit train` needs a [method] section"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("no loss plugins are installed"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("installed model_loader plugins: hf"), std::string::npos) << r.output;
 }
 
 TEST(Cli, TrainWritesTheEffectiveRecipeIntoTheRunFolder) {
