@@ -20,6 +20,7 @@
 #include "../host/run_directory.hpp"
 #include "../host/runtime_setup.hpp"
 #include "../host/text_match.hpp"
+#include "command_line.hpp"
 
 namespace alignkit::cli {
 
@@ -27,52 +28,6 @@ namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// One command's command line: its options, --help, and for recipe commands the recipe file
-// (positional) and --set overrides.
-class CommandLine {
- public:
-  enum Recipe { no_recipe, takes_recipe };
-
-  CommandLine(std::string usage, Recipe recipe) : usage_(std::move(usage)), options_("options") {
-    if (recipe == takes_recipe) {
-      options_.add_options()("recipe", po::value<std::string>()->required(), "Recipe file (TOML)")(
-          "set", po::value<Args>()->composing(),
-          "Override a recipe key: --set section.key=value (repeatable; validated like the recipe)");
-      positional_.add("recipe", 1);
-    }
-    options_.add_options()("help,h", "Show this help");
-  }
-
-  po::options_description_easy_init add() { return options_.add_options(); }
-
-  // Parses `args`; returns false after printing the help when --help was given.
-  bool parse(const Args& args) {
-    po::store(po::command_line_parser(args).options(options_).positional(positional_).run(), vm_);
-    if (vm_.count("help")) {
-      std::cout << "usage: " << usage_ << "\n\n" << options_ << "\n";
-      return false;
-    }
-    po::notify(vm_);
-    return true;
-  }
-
-  bool has(const char* name) const { return vm_.count(name) > 0; }
-  template <typename T>
-  T get(const char* name) const { return vm_[name].as<T>(); }
-  std::string recipe() const { return get<std::string>("recipe"); }
-  Args sets() const { return has("set") ? get<Args>("set") : Args{}; }
-
- private:
-  std::string usage_;
-  po::options_description options_;
-  po::positional_options_description positional_;
-  po::variables_map vm_;
-};
 
 void report_refused(const PluginRegistry& registry) {
   for (const auto& r : registry.refused())

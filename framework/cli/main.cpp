@@ -25,6 +25,7 @@ constexpr const char* kUsage =
     "  recipe keys                                        reference of every recipe key\n"
     "  recipe show RECIPE.toml                            the effective recipe\n"
     "  recipe schedule RECIPE.toml                        the learning rate of every step (CSV)\n"
+    "  score --model DIR --data IN.jsonl --out OUT.jsonl  log-probs of chosen and rejected completions\n"
     "\n"
     "options:\n"
     "  -h, --help     show this help (after a command: that command's help)\n"
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
 
   const std::map<std::string, int (*)(const cli::Args&)> commands = {
       {"train", cli::run_train}, {"plan", cli::run_plan}, {"plugins", cli::run_plugins},
-      {"recipe", cli::run_recipe}};
+      {"recipe", cli::run_recipe}, {"score", cli::run_score}};
   auto it = commands.find(command);
   if (it == commands.end()) {
     std::vector<std::string> names;

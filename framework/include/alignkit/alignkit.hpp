@@ -4,6 +4,7 @@
 #include <alignkit/atomic_file.hpp>
 #include <alignkit/dataset.hpp>
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/logprobs.hpp>
 #include <alignkit/loss.hpp>
 #include <alignkit/model_loader.hpp>
 #include <alignkit/options.hpp>

@@ -35,14 +35,24 @@ struct LoadOptions {
   torch::ScalarType dtype = torch::kFloat32;
 };
 
-// A causal language model: token ids in, next-token logits out.
+// A causal language model: token ids in, hidden states and an output matrix out. Logits are
+// hidden_states x output_weight^T; callers that only need some of them (log-probs of chosen
+// tokens, the last token's score) compute them from the two pieces, a chunk at a time.
 class CausalLM : public torch::nn::Module {
  public:
   ~CausalLM() override;
-  // input_ids, attention_mask, position_ids: [batch, seq] int64. Returns [batch, seq, vocab].
-  virtual torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                const torch::Tensor& position_ids) = 0;
+  // input_ids, attention_mask: [batch, seq] int64; position_ids likewise, or undefined for
+  // 0..seq-1 in every row. Returns the final-norm hidden states [batch, seq, hidden].
+  virtual torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                      const torch::Tensor& position_ids) = 0;
+  // The output projection [outputs, hidden]: lm_head (or the tied embedding) over the vocabulary,
+  // or a classification head's score matrix.
+  virtual torch::Tensor output_weight() = 0;
   virtual const ModelDescription& description() const = 0;
+
+  // Full logits [batch, seq, outputs].
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& position_ids);
 };
 
 class ModelLoader : public PluginObject {

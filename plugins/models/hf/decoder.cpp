@@ -166,12 +166,15 @@ DecoderLM::DecoderLM(ModelConfig config) : config_(std::move(config)), descripti
   }
 }
 
-torch::Tensor DecoderLM::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                 const torch::Tensor& position_ids) {
-  auto h = model->forward(input_ids, attention_mask, position_ids);
-  if (score) return score(h);
-  if (lm_head) return lm_head(h);
-  return torch::matmul(h, model->embed_tokens->weight.t());  // tied: the embedding is the output matrix
+torch::Tensor DecoderLM::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                       const torch::Tensor& position_ids) {
+  return model->forward(input_ids, attention_mask, position_ids);
+}
+
+torch::Tensor DecoderLM::output_weight() {
+  if (score) return score->weight;
+  if (lm_head) return lm_head->weight;
+  return model->embed_tokens->weight;  // tied: the embedding is the output matrix
 }
 
 }  // namespace alignkit::hf

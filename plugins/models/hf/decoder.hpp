@@ -82,10 +82,11 @@ TORCH_MODULE(DecoderModel);
 class DecoderLM : public CausalLM {
  public:
   explicit DecoderLM(ModelConfig config);
-  // Logits over the vocabulary, or over the labels at every position for a classification head.
   // An undefined position_ids means 0..T-1 for every row, as transformers does by default.
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                        const torch::Tensor& position_ids) override;
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              const torch::Tensor& position_ids) override;
+  // lm_head, the embedding when tied, or the classification head's score matrix.
+  torch::Tensor output_weight() override;
   const ModelDescription& description() const override { return description_; }
   const ModelConfig& config() const { return config_; }
 

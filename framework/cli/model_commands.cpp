@@ -1,0 +1,155 @@
+// Commands that run a model: `alignkit score`.
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <alignkit/atomic_file.hpp>
+#include <alignkit/logprobs.hpp>
+#include <alignkit/model_loader.hpp>
+
+#include "../host/recipe_validator.hpp"
+#include "command_line.hpp"
+#include "commands.hpp"
+
+namespace alignkit::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A model loader plugin and the model it loads, selected as a recipe's [model] section would be.
+std::shared_ptr<CausalLM> load_model(const std::string& loader_name, const fs::path& dir, PluginRegistry& registry) {
+  RecipeTree tree;
+  tree.file = "<command line>";
+  auto set = [&](const char* key, const std::string& value) {
+    RecipeLeaf leaf;
+    leaf.value = std::make_shared<toml::value<std::string>>(value);
+    leaf.key_where = leaf.value_where = SourceLocation{key[0] == 'l' ? "--loader" : "--model", 1, 1};
+    leaf.source_line = value;
+    leaf.base_dir = fs::current_path();
+    tree.leaves[KeyPath{"model", key}] = std::move(leaf);
+  };
+  set("loader", loader_name);
+  set("path", dir.string());
+  const auto recipe = validate_recipe(std::move(tree), registry);
+  const auto* plugin = recipe.plugins.at("model");
+  auto loader = registry.create<ModelLoader>(*plugin, recipe.section("model"));
+  auto model = loader->load(recipe.section("model").get_path("path"), LoadOptions{});
+  model->eval();
+  return model;
+}
+
+struct ScoreExample {
+  std::vector<std::int64_t> prompt, chosen, rejected;
+  nlohmann::json id;  // passed through when the input has one
+};
+
+std::vector<std::int64_t> id_list(const nlohmann::json& line, const char* key, const std::string& file, int number) {
+  auto fail = [&](std::string message) {
+    Diagnostic d;
+    d.where = SourceLocation{file, number, 0};
+    d.message = fmt::format("'{}' {}", key, message);
+    throw DiagnosticError(std::move(d));
+  };
+  if (!line.contains(key)) fail("is missing");
+  const auto& v = line.at(key);
+  if (!v.is_array()) fail("must be a list of token ids");
+  std::vector<std::int64_t> ids;
+  for (const auto& id : v) {
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0) fail(fmt::format("has {}, not a token id", id.dump()));
+    ids.push_back(id.get<std::int64_t>());
+  }
+  return ids;
+}
+
+std::vector<ScoreExample> read_examples(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0}, "cannot be read"});
+  std::vector<ScoreExample> examples;
+  std::string text;
+  for (int number = 1; std::getline(in, text); ++number) {
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json line;
+    try {
+      line = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0},
+                                       fmt::format("not a JSON object: {}", e.what())});
+    }
+    if (!line.is_object())
+      throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0}, "not a JSON object"});
+    if (line.contains("prompt") || line.contains("chosen") || line.contains("rejected")) {
+      Diagnostic d{Severity::error, SourceLocation{path.string(), number, 0},
+                   "text fields (prompt, chosen, rejected) need a tokenizer, which this build does not have yet"};
+      d.help = "give token ids as prompt_ids, chosen_ids and rejected_ids";
+      throw DiagnosticError(std::move(d));
+    }
+    ScoreExample example{id_list(line, "prompt_ids", path.string(), number),
+                         id_list(line, "chosen_ids", path.string(), number),
+                         id_list(line, "rejected_ids", path.string(), number), line.value("id", nlohmann::json())};
+    if (example.chosen.empty() || example.rejected.empty())
+      throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0},
+                                       "chosen_ids and rejected_ids must not be empty"});
+    examples.push_back(std::move(example));
+  }
+  return examples;
+}
+
+}  // namespace
+
+int run_score(const Args& args) {
+  CommandLine command_line(
+      "alignkit score --model DIR --data IN.jsonl --out OUT.jsonl [--loader hf] [--batch-size N]\n\n"
+      "Each input line holds prompt_ids, chosen_ids and rejected_ids (lists of token ids). Each output\n"
+      "line holds, for chosen and rejected: <side>_logps (summed log-prob of the completion tokens, as\n"
+      "TRL's concatenated_forward), <side>_logps_mean (per token), <side>_tokens and\n"
+      "<side>_mean_logits (mean logit over completion positions and the vocabulary).",
+      CommandLine::no_recipe);
+  command_line.add()("model", po::value<std::string>()->required(), "Model directory")(
+      "data", po::value<std::string>()->required(), "Input JSONL")("out", po::value<std::string>()->required(),
+                                                                   "Output JSONL (written atomically)")(
+      "loader", po::value<std::string>()->default_value("hf"), "Model-loader plugin")(
+      "batch-size", po::value<int>()->default_value(8), "Examples per forward pass");
+  if (!command_line.parse(args)) return kOk;
+  const int batch_size = command_line.get<int>("batch-size");
+  if (batch_size < 1) throw UsageError("--batch-size must be at least 1");
+
+  PluginRegistry registry;
+  auto model = load_model(command_line.get<std::string>("loader"), command_line.get<std::string>("model"), registry);
+  const auto examples = read_examples(command_line.get<std::string>("data"));
+
+  torch::NoGradGuard no_grad;
+  std::string out;
+  for (std::size_t start = 0; start < examples.size(); start += static_cast<std::size_t>(batch_size)) {
+    const auto end = std::min(examples.size(), start + static_cast<std::size_t>(batch_size));
+    std::vector<std::vector<std::int64_t>> prompts, completions;
+    for (const char* side : {"chosen", "rejected"})
+      for (auto i = start; i < end; ++i) {
+        prompts.push_back(examples[i].prompt);
+        completions.push_back(std::string(side) == "chosen" ? examples[i].chosen : examples[i].rejected);
+      }
+    // Chosen and rejected in one forward, as TRL's concatenated_forward does.
+    const auto scores = score_completions(*model, make_completion_batch(prompts, completions));
+    const auto n = static_cast<std::int64_t>(end - start);
+    for (std::int64_t i = 0; i < n; ++i) {
+      nlohmann::json line;
+      if (!examples[start + static_cast<std::size_t>(i)].id.is_null()) line["id"] = examples[start + static_cast<std::size_t>(i)].id;
+      for (const auto& [side, row] : {std::pair{"chosen", i}, std::pair{"rejected", n + i}}) {
+        const double logps = scores.logps[row].item<double>();
+        const double tokens = scores.token_counts[row].item<double>();
+        line[fmt::format("{}_logps", side)] = logps;
+        line[fmt::format("{}_logps_mean", side)] = logps / tokens;
+        line[fmt::format("{}_tokens", side)] = static_cast<std::int64_t>(tokens);
+        line[fmt::format("{}_mean_logits", side)] = scores.mean_logits[row].item<double>();
+      }
+      out += line.dump() + "\n";
+    }
+    std::cerr << fmt::format("scored {}/{} examples\n", end, examples.size());
+  }
+  write_file_atomically(command_line.get<std::string>("out"), out);
+  return kOk;
+}
+
+}  // namespace alignkit::cli

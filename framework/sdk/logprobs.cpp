@@ -1,0 +1,78 @@
+#include <alignkit/logprobs.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace alignkit {
+
+CompletionBatch make_completion_batch(const std::vector<std::vector<std::int64_t>>& prompts,
+                                      const std::vector<std::vector<std::int64_t>>& completions, std::int64_t pad_id) {
+  if (prompts.size() != completions.size())
+    throw std::invalid_argument("make_completion_batch: as many prompts as completions are needed");
+  const auto n = static_cast<std::int64_t>(prompts.size());
+  std::int64_t t = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (completions[i].empty()) throw std::invalid_argument("make_completion_batch: a completion is empty");
+    t = std::max<std::int64_t>(t, static_cast<std::int64_t>(prompts[i].size() + completions[i].size()));
+  }
+  CompletionBatch batch;
+  batch.input_ids = torch::full({n, t}, pad_id, torch::kInt64);
+  batch.attention_mask = torch::zeros({n, t}, torch::kInt64);
+  batch.completion_mask = torch::zeros({n, t}, torch::kInt64);
+  auto ids = batch.input_ids.accessor<std::int64_t, 2>();
+  auto attention = batch.attention_mask.accessor<std::int64_t, 2>();
+  auto completion = batch.completion_mask.accessor<std::int64_t, 2>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::int64_t col = 0;
+    for (auto id : prompts[i]) ids[i][col] = id, attention[i][col++] = 1;
+    for (auto id : completions[i]) ids[i][col] = id, attention[i][col] = 1, completion[i][col++] = 1;
+  }
+  return batch;
+}
+
+TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& labels,
+                             std::int64_t chunk) {
+  const auto m = hidden.size(0);
+  if (chunk <= 0) chunk = std::max<std::int64_t>(m, 1);
+  std::vector<torch::Tensor> logps, sums;
+  for (std::int64_t start = 0; start < m; start += chunk) {
+    const auto end = std::min(m, start + chunk);
+    // Only this chunk's [chunk, V] logits exist at once; the log-softmax is taken in fp32.
+    const auto logits = torch::matmul(hidden.slice(0, start, end), weight.t()).to(torch::kFloat32);
+    const auto label = labels.slice(0, start, end).unsqueeze(-1);
+    logps.push_back(logits.gather(-1, label).squeeze(-1) - torch::logsumexp(logits, -1));
+    sums.push_back(logits.sum(-1));
+  }
+  if (logps.empty()) {
+    const auto empty = torch::zeros({0}, hidden.options().dtype(torch::kFloat32));
+    return {empty, empty};
+  }
+  return {torch::cat(logps), torch::cat(sums)};
+}
+
+CompletionScores score_completions(CausalLM& model, const CompletionBatch& batch, LogProbReduction reduction,
+                                   std::int64_t chunk) {
+  const auto hidden = model.hidden_states(batch.input_ids, batch.attention_mask, torch::Tensor());
+  // Position t predicts token t + 1: keep the positions whose next token is a completion token.
+  const auto predicts = batch.completion_mask.slice(1, 1).to(torch::kBool);
+  const auto rows = torch::arange(batch.input_ids.size(0), batch.input_ids.options())
+                        .unsqueeze(1)
+                        .expand_as(predicts)
+                        .masked_select(predicts);
+  const auto states = hidden.slice(1, 0, -1).masked_select(predicts.unsqueeze(-1)).view({-1, hidden.size(-1)});
+  const auto labels = batch.input_ids.slice(1, 1).masked_select(predicts);
+  const auto tokens = token_logprobs(states, model.output_weight(), labels, chunk);
+
+  const auto n = batch.input_ids.size(0);
+  const auto zeros = torch::zeros({n}, tokens.logps.options());
+  CompletionScores scores;
+  scores.token_counts = zeros.index_add(0, rows, torch::ones_like(tokens.logps));
+  const auto summed = zeros.index_add(0, rows, tokens.logps);
+  scores.logps = reduction == LogProbReduction::sum ? summed : summed / scores.token_counts;
+  const auto vocab = static_cast<double>(model.output_weight().size(0));
+  scores.mean_logits = zeros.index_add(0, rows, tokens.logit_sums) / (scores.token_counts * vocab);
+  scores.nll = -summed / scores.token_counts;
+  return scores;
+}
+
+}  // namespace alignkit

@@ -1,0 +1,129 @@
+// Completion log-probabilities: the chunked computation against the plain one, and `alignkit
+// score` against TRL's concatenated_forward (tests/fixtures/oracle/dpo_e2e.json, TRL 0.19.1).
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include <alignkit/logprobs.hpp>
+
+#include "test_support.hpp"
+
+namespace alignkit {
+namespace {
+
+using testing::TempDir;
+namespace fs = std::filesystem;
+
+TEST(TokenLogProbs, ChunkedEqualsTheFullLogSoftmax) {
+  torch::manual_seed(7);
+  const auto hidden = torch::randn({23, 16});
+  const auto weight = torch::randn({50, 16});
+  const auto labels = torch::randint(0, 50, {23});
+  const auto logits = torch::matmul(hidden, weight.t());
+  const auto expected = torch::log_softmax(logits, -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1);
+  for (std::int64_t chunk : {0, 1, 5, 23, 100}) {
+    const auto got = token_logprobs(hidden, weight, labels, chunk);
+    // Same float32 operations in a different grouping: equal to rounding.
+    EXPECT_LE((got.logps - expected).abs().max().item<double>(), 1e-5) << "chunk " << chunk;
+    EXPECT_LE((got.logit_sums - logits.sum(-1)).abs().max().item<double>(), 1e-4) << "chunk " << chunk;
+  }
+}
+
+TEST(TokenLogProbs, GradientsMatchTheFullLogSoftmax) {
+  torch::manual_seed(3);
+  const auto hidden = torch::randn({9, 8}, torch::requires_grad());
+  const auto weight = torch::randn({20, 8});
+  const auto labels = torch::randint(0, 20, {9});
+  token_logprobs(hidden, weight, labels, 4).logps.sum().backward();
+  const auto chunked = hidden.grad().clone();
+  hidden.grad().zero_();
+  torch::log_softmax(torch::matmul(hidden, weight.t()), -1).gather(-1, labels.unsqueeze(-1)).sum().backward();
+  EXPECT_LE((chunked - hidden.grad()).abs().max().item<double>(), 1e-5);
+}
+
+TEST(CompletionBatch, LaysOutPromptThenCompletionFromColumnZero) {
+  const auto b = make_completion_batch({{5, 6}, {7}}, {{8}, {9, 10, 11}}, 0);
+  EXPECT_TRUE(torch::equal(b.input_ids, torch::tensor({{5, 6, 8, 0}, {7, 9, 10, 11}})));
+  EXPECT_TRUE(torch::equal(b.attention_mask, torch::tensor({{1, 1, 1, 0}, {1, 1, 1, 1}})));
+  EXPECT_TRUE(torch::equal(b.completion_mask, torch::tensor({{0, 0, 1, 0}, {0, 1, 1, 1}})));
+  EXPECT_THROW(make_completion_batch({{1}}, {{}}), std::invalid_argument);
+}
+
+// The dpo_e2e batch as score input: TRL's padded tensors with the padding removed.
+fs::path write_e2e_batch(const TempDir& dir, const nlohmann::json& batch) {
+  auto unpad = [](const nlohmann::json& ids, const nlohmann::json& mask) {
+    nlohmann::json out = nlohmann::json::array();
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      if (mask[i] == 1) out.push_back(ids[i]);
+    return out;
+  };
+  std::string text;
+  for (std::size_t i = 0; i < batch["prompt_input_ids"].size(); ++i)
+    text += nlohmann::json{{"id", i},
+                           {"prompt_ids", unpad(batch["prompt_input_ids"][i], batch["prompt_attention_mask"][i])},
+                           {"chosen_ids", unpad(batch["chosen_input_ids"][i], batch["chosen_attention_mask"][i])},
+                           {"rejected_ids", unpad(batch["rejected_input_ids"][i], batch["rejected_attention_mask"][i])}}
+                .dump() +
+            "\n";
+  return dir.write("batch.jsonl", text);
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> out;
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+TEST(ScoreCommand, MatchesTrlConcatenatedForward) {
+  std::ifstream in(testing::source_dir() / "tests/fixtures/oracle/dpo_e2e.json");
+  const auto e2e = nlohmann::json::parse(in);
+  const auto& sigmoid = e2e["cases"][0];  // the forward outputs do not depend on the loss settings
+  ASSERT_EQ(sigmoid["params"]["loss_type"], "sigmoid");
+  TempDir dir;
+  const auto data = write_e2e_batch(dir, e2e["batch"]);
+  // The policy is `llama`, the reference `llama_tied`, as in the fixture.
+  for (const auto& [model, expected] : {std::pair{"llama", sigmoid["policy_forward"]},
+                                        std::pair{"llama_tied", sigmoid["reference_forward"]}}) {
+    const auto out = dir.path() / (std::string(model) + ".jsonl");
+    auto r = testing::run_alignkit({"score", "--model", (testing::source_dir() / "tests/fixtures/oracle" / model).string(),
+                                    "--data", data.string(), "--out", out.string(), "--batch-size", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto rows = read_jsonl(out);
+    ASSERT_EQ(rows.size(), 3u);
+    double chosen_logit_sum = 0, chosen_tokens = 0, rejected_logit_sum = 0, rejected_tokens = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      EXPECT_EQ(rows[i]["id"], i);
+      // The task's bound for log-probs against TRL.
+      EXPECT_NEAR(rows[i]["chosen_logps"].get<double>(), expected["chosen_logps"][i].get<double>(), 1e-4) << model;
+      EXPECT_NEAR(rows[i]["rejected_logps"].get<double>(), expected["rejected_logps"][i].get<double>(), 1e-4) << model;
+      chosen_logit_sum += rows[i]["chosen_mean_logits"].get<double>() * rows[i]["chosen_tokens"].get<double>();
+      chosen_tokens += rows[i]["chosen_tokens"].get<double>();
+      rejected_logit_sum += rows[i]["rejected_mean_logits"].get<double>() * rows[i]["rejected_tokens"].get<double>();
+      rejected_tokens += rows[i]["rejected_tokens"].get<double>();
+    }
+    // TRL's logits/* metric is the mean over every completion position of the batch.
+    EXPECT_NEAR(chosen_logit_sum / chosen_tokens, expected["mean_chosen_logits"].get<double>(), 1e-5) << model;
+    EXPECT_NEAR(rejected_logit_sum / rejected_tokens, expected["mean_rejected_logits"].get<double>(), 1e-5) << model;
+  }
+}
+
+TEST(ScoreCommand, BadInputNamesTheFileAndLine) {
+  TempDir dir;
+  const auto model = (testing::source_dir() / "tests/fixtures/oracle/llama").string();
+  const auto data = dir.write("bad.jsonl", "{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [3]}\n"
+                                           "{\"prompt_ids\": [1], \"chosen_ids\": \"oops\", \"rejected_ids\": [3]}\n");
+  auto r = testing::run_alignkit({"score", "--model", model, "--data", data.string(), "--out", (dir.path() / "o").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find(data.string() + ":2: error: 'chosen_ids' must be a list of token ids"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(dir.path() / "o"));  // nothing half-written
+  r = testing::run_alignkit({"score", "--model", (dir.path() / "nope").string(), "--data", data.string(), "--out",
+                             (dir.path() / "o").string()});
+  EXPECT_NE(r.output.find("the model directory does not exist"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace alignkit
