@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -196,8 +197,70 @@ TEST(Cli, ScheduleCommandPrintsEveryStep) {
 TEST(Cli, RecipeKeysMatchesTheCommittedReference) {
   auto r = run_alignkit({"recipe", "keys"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(r.stdout_text, read_file(testing::source_dir() / "docs/recipe-reference.md"))
-      << "docs/recipe-reference.md is stale: regenerate it with scripts/update-docs.sh";
+  const std::string committed = read_file(testing::source_dir() / "docs/recipe-reference.md");
+  if (r.stdout_text != committed) {
+    std::istringstream got(r.stdout_text), want(committed);
+    std::string a, b;
+    int line = 1;
+    while (std::getline(got, a) && std::getline(want, b) && a == b) ++line;
+    ADD_FAILURE() << "docs/recipe-reference.md is stale from line " << line
+                  << ": regenerate it with scripts/update-docs.sh\n  code: " << a << "\n  file: " << b;
+  }
+}
+
+TEST(Cli, PluginThatThrowsAnythingAnywhereIsReportedNotACrash) {
+  TempDir dir;
+  for (const char* where : {"factory", "check", "factor"})
+    for (const char* what : {"subclass", "int"}) {
+      const auto recipe = dir.write(
+          "r.toml", "[plugins]\npaths = [\"" + testing::fixture_plugin("good").string() +
+                        "\"]\n[training]\nmax_steps = 5\n[scheduler]\nname = \"fixture\"\nneeded = 1\nthrow_in = \"" + where +
+                        "\"\nthrow_what = \"" + what + "\"\n");
+      auto r = run_alignkit({"recipe", "schedule", recipe.string()});
+      EXPECT_EQ(r.exit_code, 3) << where << " " << what << "\n" << r.output;
+      EXPECT_NE(r.output.find("scheduler plugin 'fixture'"), std::string::npos) << r.output;
+      if (std::string(what) == "subclass")
+        EXPECT_NE(r.output.find(std::string("fixture failure in ")), std::string::npos) << r.output;
+      else
+        EXPECT_NE(r.output.find("not a std::exception"), std::string::npos) << r.output;
+    }
+}
+
+TEST(Cli, TrainNeverWritesOverTheRecipeItRuns) {
+  TempDir dir;
+  const std::string text =
+      "# my notes\n[plugins]\npaths = [\"" + testing::fixture_plugin_dir().string() +
+      "\"]\n[method]\nname = \"fixture_loss\"\n[model]\nloader = \"fixture_loader\"\npath = \"m\"\n"
+      "[data]\nformat = \"fixture_data\"\n";
+  const auto recipe = dir.write("recipe.toml", text);
+  auto r = run_alignkit({"train", recipe.string(), "--output", dir.path().string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("which this run reads"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(recipe), text);
+  // A run name is one folder name, never a path.
+  r = run_alignkit({"train", recipe.string(), "--set", "run.name=.."});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.output.find("'..' cannot name a run folder"), std::string::npos) << r.output;
+}
+
+TEST(Cli, PluginsJsonSurvivesFileNamesThatAreNotUtf8) {
+  TempDir dir;
+  dir.write("lib\xff\xfe.so", "not a library\n");
+  auto r = run_alignkit({"plugins", "--json"}, {"ALIGNKIT_PLUGIN_PATH=" + dir.path().string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto json = nlohmann::json::parse(r.stdout_text);
+  ASSERT_EQ(json["refused"].size(), 1u);
+  EXPECT_NE(json["refused"][0]["reason"].get<std::string>().find("not a loadable shared library"), std::string::npos);
+}
+
+TEST(Cli, RecipePluginsLoadEvenWhenOtherSectionsHaveErrors) {
+  TempDir dir;
+  const auto recipe = dir.write("r.toml", "[plugins]\npaths = [\"" + testing::fixture_plugin("good").string() +
+                                              "\"]\n[optimiser]\n[scheduler]\nname = \"fixture\"\nneeded = 1\n");
+  auto r = run_alignkit({"recipe", "check", recipe.string()});
+  EXPECT_EQ(r.exit_code, 3) << r.output;  // the typo, not a missing plugin
+  EXPECT_NE(r.output.find("unknown section [optimiser]"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("no scheduler plugin"), std::string::npos) << r.output;
 }
 
 TEST(Cli, WarnsWhenLibTorchRunsOnTheReferenceBlas) {

@@ -4,6 +4,8 @@
 
 #include <dlfcn.h>
 
+#include <cmath>
+
 #include <alignkit/loss.hpp>
 #include <alignkit/scheduler.hpp>
 
@@ -225,6 +227,22 @@ TEST(CheckPluginInfo, AcceptsWellFormedMetadataAndRejectsEachField) {
   static const OptionSpec choices_on_int[] = {
       {.key = "k", .type = OptionType::integer, .default_value = "1", .doc = "", .choices = "a|b"}};
   EXPECT_NE(with([](PluginInfo& i) { i.options = choices_on_int; }).find("not a string option"), std::string::npos);
+  static const OptionSpec nan_bound[] = {
+      {.key = "k", .type = OptionType::floating, .default_value = "0.5", .doc = "", .min = std::nan("")}};
+  EXPECT_NE(with([](PluginInfo& i) { i.options = nan_bound; }).find("NaN bound"), std::string::npos);
+  static const OptionSpec empty_range[] = {
+      {.key = "k", .type = OptionType::floating, .doc = "", .min = 1, .max = 1, .min_exclusive = true}};
+  EXPECT_NE(with([](PluginInfo& i) { i.options = empty_range; }).find("empty range"), std::string::npos);
+  static const OptionSpec two_values[] = {
+      {.key = "k", .type = OptionType::string, .default_value = "\"a\"\nv2 = 3", .doc = ""}};
+  EXPECT_NE(with([](PluginInfo& i) { i.options = two_values; }).find("more than one value"), std::string::npos);
+  static const OptionSpec empty_choice[] = {
+      {.key = "k", .type = OptionType::string, .default_value = "\"a\"", .doc = "", .choices = ""}};
+  EXPECT_NE(with([](PluginInfo& i) { i.options = empty_choice; }).find("empty choice"), std::string::npos);
+  EXPECT_NE(with([](PluginInfo& i) { i.description = "two\nlines"; }).find("not one printable line"), std::string::npos);
+  EXPECT_NE(with([](PluginInfo& i) { i.version = "1|2"; }).find("not one printable line"), std::string::npos);
+  EXPECT_NE(with([](PluginInfo& i) { i.description = "bad \xff utf-8"; }).find("not one printable line"),
+            std::string::npos);
   static const OptionSpec out_of_range_default[] = {
       {.key = "k", .type = OptionType::integer, .default_value = "5", .doc = "", .max = 4}};
   EXPECT_NE(with([](PluginInfo& i) { i.options = out_of_range_default; }).find("bad default 5"), std::string::npos);

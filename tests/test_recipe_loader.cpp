@@ -140,6 +140,27 @@ TEST(RecipeLoader, DeepNestingIsAnErrorNotAStackOverflow) {
   EXPECT_NE(d.message.find("not valid TOML"), std::string::npos) << d.format();
 }
 
+TEST(RecipeLoader, DeepDottedKeysAreAnErrorNotAStackOverflow) {
+  TempDir dir;
+  std::string header = "[a";
+  for (int i = 0; i < 20000; ++i) header += ".a";
+  const auto d = first_error([&] { load_recipe(dir.write("deep.toml", header + "]\nx = 1\n")); });
+  EXPECT_NE(d.message.find("keys nest deeper than 8 levels"), std::string::npos) << d.format();
+}
+
+TEST(RecipeLoader, IncludesFanningOutAreBounded) {
+  // Each file includes the next one 30 times: 30^4 loads unless bounded.
+  TempDir dir;
+  for (int level = 1; level <= 4; ++level) {
+    std::string includes = "include = [";
+    for (int i = 0; i < 30; ++i) includes += "\"f" + std::to_string(level + 1) + ".toml\", ";
+    dir.write("f" + std::to_string(level) + ".toml", includes + "]\n");
+  }
+  dir.write("f5.toml", "[run]\nname = \"leaf\"\n");
+  const auto d = first_error([&] { load_recipe(dir.path() / "f1.toml"); });
+  EXPECT_NE(d.message.find("includes more than 64 files"), std::string::npos) << d.format();
+}
+
 TEST(RecipeLoader, DirectoryAndMissingFileAreErrors) {
   TempDir dir;
   EXPECT_NE(first_error([&] { load_recipe(dir.path()); }).message.find("is a directory"), std::string::npos);
@@ -151,7 +172,8 @@ TEST(RecipeLoader, RandomBytesNeverCrashTheLoader) {
   // A short fuzz: whatever the bytes, the loader either loads or throws a DiagnosticError.
   TempDir dir;
   std::mt19937 rng(1234);
-  const std::string alphabet = "[]=\"'.#\n abc123_-{},\t\\\xc3\xa9\x00\xff";
+  static const char letters[] = "[]=\"'.#\n abc123_-{},\t\\\xc3\xa9\x00\xff";
+  const std::string alphabet(letters, sizeof(letters) - 1);  // keeps the NUL byte
   for (int i = 0; i < 300; ++i) {
     std::string text;
     const int length = static_cast<int>(rng() % 200);
@@ -180,9 +202,11 @@ TEST(RecipeLoader, SetOverrideParsesTomlValuesAndBareStrings) {
 TEST(RecipeLoader, MalformedSetOverridesAreErrors) {
   TempDir dir;
   const auto recipe = dir.write("r.toml", "[run]\nname = \"x\"\n");
-  for (const std::string bad : {"run.name", "name=3", "run..name=3", "run.na me=3", "=3"}) {
+  for (const std::string bad : {"run.name", "name=3", "run..name=3", "run.na me=3", "=3", "run.seed=99999999999999999999",
+                                "run.seed=1\nrun.name=2", "run.name.x=1", "run.name=", "run.seed=[1,"}) {
     const auto d = first_error([&] { load_recipe(recipe, {bad}); });
     EXPECT_EQ(d.where.file, "--set") << bad;
+    EXPECT_EQ(d.message.find("remove the quotes"), std::string::npos) << bad;
     EXPECT_EQ(d.source_line, bad);
     EXPECT_FALSE(d.help.empty());
   }

@@ -91,6 +91,16 @@ TEST(RecipeValidator, UnknownSectionSuggestsTheClosest) {
   EXPECT_EQ(d.help, "did you mean 'optimizer'?");
 }
 
+TEST(RecipeValidator, NestedAndArrayTablesAreNamed) {
+  TempDir dir;
+  EXPECT_EQ(only_problem(*validate(dir, "[optimizer.adam]\n")).message, "unknown key 'adam' in [optimizer]");
+  EXPECT_EQ(only_problem(*validate(dir, "[optimizer]\nx = {}\n")).message, "unknown key 'x' in [optimizer]");
+  EXPECT_EQ(only_problem(*validate(dir, "[optimizer.adam]\nbeta = 1\n")).message,
+            "unknown key 'adam.beta' in [optimizer]");
+  EXPECT_EQ(only_problem(*validate(dir, "[[scheduler]]\nname = \"linear\"\n")).message,
+            "[[scheduler]] makes a list of sections; a recipe has one [scheduler]");
+}
+
 TEST(RecipeValidator, KeyOutsideAnySectionIsAnError) {
   TempDir dir;
   auto v = validate(dir, "learning_rate = 1e-5\n");

@@ -138,5 +138,14 @@ TEST(WarmupStableDecayScheduler, RefusesPhasesLongerThanTheRun) {
   }
 }
 
+TEST(WarmupStableDecayScheduler, HugeDecayDoesNotOverflowIntoAcceptance) {
+  try {
+    LoadedScheduler s("name = \"warmup_stable_decay\"\nwarmup_steps = 2\nnum_decay_steps = 9223372036854775807\n", 10);
+    FAIL() << "a decay longer than the run must be refused";
+  } catch (const DiagnosticError& e) {
+    EXPECT_NE(e.diagnostics().at(0).message.find("is longer than the run"), std::string::npos) << e.format();
+  }
+}
+
 }  // namespace
 }  // namespace alignkit

@@ -124,12 +124,17 @@ int run_recipe_schedule(const Args& args) {
   const auto* plugin = loaded->recipe.plugins.at("scheduler");
   auto scheduler = loaded->registry.create<Scheduler>(*plugin, loaded->recipe.section("scheduler"));
   const double lr = loaded->recipe.section("optimizer").get_float("learning_rate");
-  std::string out = "step,lr_factor,learning_rate\n";
-  for (std::int64_t step = 0; step < shape.total_steps; ++step) {
-    const double factor = scheduler->lr_factor(step, shape);
-    out += fmt::format("{},{},{}\n", step, factor, factor * lr);  // shortest round-trip text
-  }
-  std::cout << out;
+  // Streamed: max_steps may be large, and the output is whatever length the user asked for.
+  std::cout << "step,lr_factor,learning_rate\n";
+  as_recipe_error([&] {
+    call_plugin(*plugin, "computing the schedule", [&] {
+      for (std::int64_t step = 0; step < shape.total_steps; ++step) {
+        const double factor = scheduler->lr_factor(step, shape);
+        std::cout << fmt::format("{},{},{}\n", step, factor, factor * lr);  // shortest round-trip text
+      }
+    });
+    return 0;
+  });
   return kOk;
 }
 
@@ -195,7 +200,8 @@ int run_plugins(const Args& args) {
     out["refused"] = nlohmann::json::array();
     for (const auto& r : registry.refused())
       out["refused"].push_back({{"path", r.path.string()}, {"plugin", r.name}, {"reason", r.reason}});
-    std::cout << out.dump(2) << "\n";
+    // Replace invalid UTF-8 (a file name in a plugin folder can hold anything) instead of failing.
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kOk;
   }
 
@@ -266,6 +272,9 @@ int guarded(const std::function<int()>& command) {
     return kUsage;
   } catch (const std::exception& e) {
     std::cerr << fmt::format("error: {}\n", e.what());
+    return kFailure;
+  } catch (...) {
+    std::cerr << "error: internal: an exception that is not a std::exception\n";
     return kFailure;
   }
 }

@@ -200,6 +200,10 @@ ConvertedValue parse_default(const OptionSpec& spec) {
   if (!spec.default_value) return out;
   try {
     auto parsed = toml::parse(std::string("v = ") + spec.default_value);
+    if (parsed.size() != 1) {
+      out.problem = fmt::format("default '{}' holds more than one value", spec.default_value);
+      return out;
+    }
     out = convert_option_value(*parsed.get("v"), spec);
   } catch (const toml::parse_error& e) {
     out.problem = fmt::format("default '{}' is not a TOML value: {}", spec.default_value, e.description());

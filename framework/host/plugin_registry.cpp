@@ -1,6 +1,7 @@
 #include "plugin_registry.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <set>
 #include <sstream>
@@ -36,6 +37,20 @@ bool valid_key(std::string_view key) {
   });
 }
 
+// One line of valid UTF-8 without control characters or '|' (which would break the tables that
+// `alignkit plugins` and the recipe reference print).
+bool printable_line(const char* text) {
+  for (const auto* p = reinterpret_cast<const unsigned char*>(text); *p;) {
+    if (*p < 0x20 || *p == 0x7f || *p == '|') return false;
+    int extra = *p < 0x80 ? 0 : (*p >> 5) == 0x6 ? 1 : (*p >> 4) == 0xe ? 2 : (*p >> 3) == 0x1e ? 3 : -1;
+    if (extra < 0) return false;
+    ++p;
+    for (; extra > 0; --extra, ++p)
+      if ((*p & 0xc0) != 0x80) return false;
+  }
+  return true;
+}
+
 bool known_option_type(OptionType type) {
   return static_cast<std::uint32_t>(type) >= 1 && static_cast<std::uint32_t>(type) <= 9;
 }
@@ -59,9 +74,19 @@ std::string check_options(const PluginInfo& info, const SectionSchema* section) 
     if (!known_option_type(spec.type))
       return fmt::format("option '{}' has unknown type {}", key, static_cast<std::uint32_t>(spec.type));
     if (!spec.doc) return fmt::format("option '{}' has no doc string", key);
+    if (!printable_line(spec.doc)) return fmt::format("option '{}' has a doc string that is not one printable line", key);
+    if (std::isnan(spec.min) || std::isnan(spec.max)) return fmt::format("option '{}' has a NaN bound", key);
     if (spec.min > spec.max) return fmt::format("option '{}' has min {} above max {}", key, spec.min, spec.max);
+    if (spec.min == spec.max && (spec.min_exclusive || spec.max_exclusive))
+      return fmt::format("option '{}' has an empty range", key);
     if (spec.choices && spec.type != OptionType::string)
       return fmt::format("option '{}' lists choices but is not a string option", key);
+    if (spec.choices) {
+      const std::string_view choices = spec.choices;
+      if (choices.empty() || choices.front() == '|' || choices.back() == '|' ||
+          choices.find("||") != std::string_view::npos)
+        return fmt::format("option '{}' has an empty choice in '{}'", key, spec.choices);
+    }
     if (spec.required && spec.default_value)
       return fmt::format("option '{}' is required and also has a default", key);
     auto parsed = parse_default(spec);
@@ -104,7 +129,9 @@ std::string check_plugin_info(const PluginInfo& info) {
     return fmt::format("invalid name{}: names are 1-64 lowercase letters, digits, '_' or '-'",
                        info.name ? fmt::format(" '{}'", info.name) : std::string{});
   if (!info.version || !*info.version) return "has no version string";
+  if (!printable_line(info.version)) return "its version string is not one printable line";
   if (!info.description || !*info.description) return "has no description";
+  if (!printable_line(info.description)) return "its description is not one printable line";
   if (!info.create) return "has no factory";
   return check_options(info, section_for_kind(info.kind));
 }
@@ -249,18 +276,15 @@ const PluginRecord& PluginRegistry::require(PluginKind kind, std::string_view na
   throw DiagnosticError(std::move(d));
 }
 
+Diagnostic plugin_failure(const PluginRecord& plugin, const char* doing, const std::string& what) {
+  return make_error(fmt::format("{} plugin '{}' ({}) failed {}: {}", to_string(plugin.kind), plugin.name,
+                                plugin.path.string(), doing, what));
+}
+
 PluginObject* PluginRegistry::create_object(const PluginRecord& plugin, const RecipeSection& options) const {
-  try {
-    PluginObject* object = plugin.create(options);
-    if (!object) throw std::runtime_error("the factory returned nothing");
-    return object;
-  } catch (const DiagnosticError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw DiagnosticError(make_error(fmt::format("{} plugin '{}' ({}) failed to start: {}",
-                                                 to_string(plugin.kind), plugin.name,
-                                                 plugin.path.string(), e.what())));
-  }
+  PluginObject* object = call_plugin(plugin, "to start", [&] { return plugin.create(options); });
+  if (!object) throw DiagnosticError(plugin_failure(plugin, "to start", "the factory returned nothing"));
+  return object;
 }
 
 void PluginRegistry::throw_wrong_type(const PluginRecord& plugin) const {

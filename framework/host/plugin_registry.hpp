@@ -94,6 +94,25 @@ class PluginRegistry {
   std::vector<std::filesystem::path> seen_;
 };
 
+// "<kind> plugin '<name>' (<path>) failed <doing>: <what>"
+Diagnostic plugin_failure(const PluginRecord& plugin, const char* doing, const std::string& what);
+
+// Runs `fn`, which calls into `plugin`, and turns whatever it throws into a DiagnosticError of the
+// SDK's own type that names the plugin. The conversion happens here, while the plugin's library
+// is surely loaded: an exception whose type or message lives in a plugin must not outlive it.
+template <typename F>
+auto call_plugin(const PluginRecord& plugin, const char* doing, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const DiagnosticError& e) {
+    throw DiagnosticError(e.diagnostics());  // copied: the thrown object may be a plugin's subclass
+  } catch (const std::exception& e) {
+    throw DiagnosticError(plugin_failure(plugin, doing, e.what()));
+  } catch (...) {
+    throw DiagnosticError(plugin_failure(plugin, doing, "it threw something that is not a std::exception"));
+  }
+}
+
 // Checks one plugin's metadata against this host; returns the reason it is refused, or empty.
 // Exposed for tests: the loader runs it on every library before accepting it.
 std::string check_plugin_info(const PluginInfo& info);

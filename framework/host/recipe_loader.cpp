@@ -20,15 +20,17 @@ std::string to_string(const KeyPath& path) {
   return out;
 }
 
-std::string line_of(std::string_view text, int line) {
-  std::size_t start = 0;
-  for (int i = 1; i < line; ++i) {
-    start = text.find('\n', start);
-    if (start == std::string_view::npos) return {};
-    ++start;
-  }
-  std::size_t end = text.find('\n', start);
-  std::string out(text.substr(start, end == std::string_view::npos ? text.npos : end - start));
+SourceText::SourceText(std::string text) : text_(std::move(text)) {
+  starts_.push_back(0);
+  for (std::size_t i = 0; i < text_.size(); ++i)
+    if (text_[i] == '\n') starts_.push_back(i + 1);
+}
+
+std::string SourceText::line(int line) const {
+  if (line < 1 || static_cast<std::size_t>(line) > starts_.size()) return {};
+  const std::size_t start = starts_[static_cast<std::size_t>(line) - 1];
+  std::size_t end = text_.find('\n', start);
+  std::string out = text_.substr(start, end == std::string::npos ? std::string::npos : end - start);
   if (!out.empty() && out.back() == '\r') out.pop_back();
   return out;
 }
@@ -90,15 +92,19 @@ void overlay(RecipeTree& tree, KeyPath path, RecipeLeaf leaf) {
 }
 
 void flatten(const toml::table& table, KeyPath& prefix, const std::string& file,
-             const std::string& text, const fs::path& base_dir, RecipeTree& tree) {
+             const SourceText& text, const fs::path& base_dir, RecipeTree& tree) {
   for (const auto& [key, node] : table) {
     prefix.emplace_back(key.str());
     const auto key_where = location_of(key.source().begin, file);
+    if (prefix.size() > kMaxKeyDepth)
+      throw DiagnosticError(located(key_where, text.line(key_where.line),
+                                    fmt::format("keys nest deeper than {} levels", kMaxKeyDepth),
+                                    "recipes use [section] key = value"));
     if (const auto* sub = node.as_table()) {
       if (!tree.tables.count(prefix)) {
         auto where = location_of(sub->source().begin, file);
         if (where.line == 0) where = key_where;
-        tree.tables[prefix] = RecipeTable{where, line_of(text, where.line)};
+        tree.tables[prefix] = RecipeTable{where, text.line(where.line)};
       }
       flatten(*sub, prefix, file, text, base_dir, tree);
     } else {
@@ -108,7 +114,7 @@ void flatten(const toml::table& table, KeyPath& prefix, const std::string& file,
       leaf.value = std::move(copy);
       leaf.key_where = key_where;
       leaf.value_where = location_of(node.source().begin, file);
-      leaf.source_line = line_of(text, key_where.line);
+      leaf.source_line = text.line(key_where.line);
       leaf.base_dir = base_dir;
       overlay(tree, prefix, std::move(leaf));
     }
@@ -117,10 +123,10 @@ void flatten(const toml::table& table, KeyPath& prefix, const std::string& file,
 }
 
 std::vector<std::string> include_list(const toml::node& node, const std::string& file,
-                                      const std::string& text) {
+                                      const SourceText& text) {
   auto where = location_of(node.source().begin, file);
   auto fail = [&] {
-    throw DiagnosticError(located(where, line_of(text, where.line),
+    throw DiagnosticError(located(where, text.line(where.line),
                                   "'include' must be a file name or a list of file names",
                                   "write include = \"base.toml\" or include = [\"a.toml\", \"b.toml\"]"));
   };
@@ -140,14 +146,20 @@ std::vector<std::string> include_list(const toml::node& node, const std::string&
 
 void load_file(const fs::path& path, const Diagnostic& context, std::vector<fs::path>& stack,
                RecipeTree& tree) {
-  const std::string text = read_recipe_text(path, context);
+  if (tree.files.size() + stack.size() > static_cast<std::size_t>(kMaxIncludedFiles)) {
+    Diagnostic d = context;
+    d.message = fmt::format("the recipe includes more than {} files in all", kMaxIncludedFiles);
+    d.help = "is a file included many times over?";
+    throw DiagnosticError(std::move(d));
+  }
+  const SourceText text(read_recipe_text(path, context));
   const std::string file = path.string();
   toml::table table;
   try {
-    table = toml::parse(text, file);
+    table = toml::parse(text.text(), file);
   } catch (const toml::parse_error& e) {
     const auto where = location_of(e.source().begin, file);
-    throw DiagnosticError(located(where, line_of(text, where.line),
+    throw DiagnosticError(located(where, text.line(where.line),
                                   fmt::format("not valid TOML: {}", e.description()),
                                   "recipes are TOML: https://toml.io/en/v1.0.0"));
   }
@@ -160,7 +172,7 @@ void load_file(const fs::path& path, const Diagnostic& context, std::vector<fs::
       std::error_code ec;
       fs::path canonical = fs::weakly_canonical(target, ec);
       if (ec) canonical = target;
-      Diagnostic here = located(include_where, line_of(text, include_where.line), "");
+      Diagnostic here = located(include_where, text.line(include_where.line), "");
       if (std::find(stack.begin(), stack.end(), canonical) != stack.end()) {
         here.message = fmt::format("include cycle: {} includes {}, which is already being loaded",
                                    file, target.string());
@@ -203,22 +215,34 @@ void apply_override(const std::string& text, int index, RecipeTree& tree) {
   }
   if (path.size() < 2) fail(fmt::format("'{}' names no section; expected section.key", text.substr(0, eq)), 1);
 
+  const int value_column = static_cast<int>(eq) + 2;
+  for (std::size_t n = 1; n < path.size(); ++n) {
+    const KeyPath parent(path.begin(), path.begin() + static_cast<std::ptrdiff_t>(n));
+    if (tree.leaves.count(parent))
+      fail(fmt::format("'{}' is a value, not a table, so it has no key '{}'", to_string(parent), path[n]), 1);
+  }
   const std::string value_text = text.substr(eq + 1);
+  if (value_text.find_first_of("\r\n") != std::string::npos)
+    fail("the value spans several lines; an override sets one key", value_column);
   std::unique_ptr<toml::node> value;
   try {
     auto parsed = toml::parse("v = " + value_text);
     parsed["v"].node()->visit(
         [&](const auto& v) { value = std::make_unique<std::decay_t<decltype(v)>>(v); });
-  } catch (const toml::parse_error&) {
-    // A bare word is a string: --set run.name=baseline.
+  } catch (const toml::parse_error& e) {
+    // A bare word is a string (--set run.name=baseline); what looks like a number, a list or a
+    // quoted string but does not parse is an error, not a string.
+    static const std::string_view not_bare = "0123456789+-[{\"'";
+    if (value_text.empty() || not_bare.find(value_text.front()) != std::string_view::npos)
+      fail(fmt::format("'{}' is not a TOML value: {}", value_text, e.description()), value_column);
     value = std::make_unique<toml::value<std::string>>(value_text);
   }
-  if (value->is_table()) fail("an override sets one key, not a table", static_cast<int>(eq) + 2);
+  if (value->is_table()) fail("an override sets one key, not a table", value_column);
 
   RecipeLeaf leaf;
   leaf.value = std::move(value);
   leaf.key_where = origin;
-  leaf.value_where = SourceLocation{"--set", index, static_cast<int>(eq) + 2};
+  leaf.value_where = SourceLocation{"--set", index, value_column};
   leaf.source_line = text;
   leaf.base_dir = fs::current_path();
   overlay(tree, std::move(path), std::move(leaf));

@@ -24,6 +24,10 @@ namespace alignkit {
 // file is a mistake (a data file passed as a recipe) that must not stall the host.
 inline constexpr std::uintmax_t kMaxRecipeBytes = 1 << 20;
 inline constexpr int kMaxIncludeDepth = 16;
+// Every file counts each time it is included; this bounds the work a recipe can ask for.
+inline constexpr int kMaxIncludedFiles = 64;
+// Dotted keys and nested tables deeper than this are refused (recipes use two levels).
+inline constexpr std::size_t kMaxKeyDepth = 8;
 
 using KeyPath = std::vector<std::string>;
 std::string to_string(const KeyPath& path);  // "optimizer.learning_rate"
@@ -54,7 +58,17 @@ struct RecipeTree {
 RecipeTree load_recipe(const std::filesystem::path& file,
                        const std::vector<std::string>& overrides = {});
 
-// The text of line `line` (1-based) of `text`, without its newline.
-std::string line_of(std::string_view text, int line);
+// A file's text with the start of each line, so that any line is found without a scan.
+class SourceText {
+ public:
+  explicit SourceText(std::string text);
+  const std::string& text() const { return text_; }
+  // Line `line` (1-based) without its newline; empty when out of range.
+  std::string line(int line) const;
+
+ private:
+  std::string text_;
+  std::vector<std::size_t> starts_;
+};
 
 }  // namespace alignkit

@@ -28,7 +28,7 @@ std::vector<SectionSchema> make_sections() {
                {
                    {.key = "max_steps", .type = OptionType::integer,
                     .doc = "Optimizer updates to run. Schedulers stretch over this many steps.",
-                    .min = 1},
+                    .min = 1, .max = 1e12},
                }});
   s.push_back({"optimizer", "AdamW with decoupled weight decay; names and defaults as in transformers' TrainingArguments.",
                {

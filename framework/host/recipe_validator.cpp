@@ -189,10 +189,21 @@ class Validator {
       if (!reported.insert(name).second) return;
       problems_.push_back(at(where, line, fmt::format("unknown section [{}]", name), suggestion(name, names)));
     };
-    for (const auto& [path, table] : tree_.tables)
+    for (const auto& [path, table] : tree_.tables) {
       if (path.size() == 1 && !find_section(path[0])) unknown(path[0], table.where, table.source_line);
+      // A nested table with keys is reported key by key; an empty one has no keys to report.
+      if (path.size() >= 2 && find_section(path[0]) && !has_leaf_under(path))
+        problems_.push_back(at(table.where, table.source_line,
+                               fmt::format("unknown key '{}' in [{}]", to_string(KeyPath(path.begin() + 1, path.end())),
+                                           path[0]),
+                               "sections hold key = value pairs, not tables"));
+    }
     for (const auto& [path, leaf] : tree_.leaves) {
-      if (path.size() == 1) {
+      if (path.size() == 1 && find_section(path[0]) && leaf.value->is_array()) {
+        problems_.push_back(at(leaf.key_where, leaf.source_line,
+                               fmt::format("[[{}]] makes a list of sections; a recipe has one [{}]", path[0], path[0]),
+                               fmt::format("write [{}] with single brackets, once", path[0])));
+      } else if (path.size() == 1) {
         problems_.push_back(at(leaf.key_where, leaf.source_line,
                                fmt::format("key '{}' is outside any section", path[0]),
                                "put it under a [section] header; `alignkit recipe keys` lists them"));
@@ -202,6 +213,12 @@ class Validator {
     }
   }
 
+  bool has_leaf_under(const KeyPath& table) const {
+    auto it = tree_.leaves.lower_bound(table);
+    return it != tree_.leaves.end() && it->first.size() > table.size() &&
+           std::equal(table.begin(), table.end(), it->first.begin());
+  }
+
   void check_host_rules(const ValidatedRecipe& recipe) {
     const RecipeSection scheduler = recipe.section("scheduler");
     if (scheduler.get_int("warmup_steps") > 0 && scheduler.get_float("warmup_ratio") > 0)
@@ -209,6 +226,10 @@ class Validator {
                                           "set one of them; transformers silently ignores the ratio when "
                                           "both are > 0"));
     const RecipeSection run = recipe.section("run");
+    static const std::regex name_pattern("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
+    if (!std::regex_match(run.get_string("name"), name_pattern))
+      problems_.push_back(run.error("name", fmt::format("'{}' cannot name a run folder", run.get_string("name")),
+                                    "use letters, digits, '_', '-' and '.', not starting with '.' or '-'"));
     static const std::regex device_pattern("auto|cpu|cuda|cuda:[0-9]{1,3}");
     const std::string device = run.get_string("device");
     if (!std::regex_match(device, device_pattern))
@@ -239,8 +260,9 @@ ValidatedRecipe validate_recipe(RecipeTree tree, PluginRegistry& registry, const
   v.check_sections_are_known();
 
   // [plugins] first: the libraries it names must be loaded before the other sections are checked.
+  const std::size_t before = v.problems_.size();
   recipe.sections["plugins"] = v.build(*find_section("plugins"), nullptr);
-  if (v.problems_.empty())
+  if (v.problems_.size() == before)  // problems elsewhere must not stop the recipe's plugins loading
     for (const auto& path : RecipeSection(recipe.sections["plugins"]).get_path_list("paths"))
       registry.load(path);
   if (options.load_default_plugins) registry.load_default_search_path();
@@ -271,9 +293,13 @@ ScheduleShape schedule_shape(const ValidatedRecipe& recipe) {
   ScheduleShape shape;
   shape.total_steps = training.get_int("max_steps");
   const std::int64_t steps = scheduler.get_int("warmup_steps");
+  // The ratio is at most 1, so ceil(ratio * total) <= total; the comparison also keeps the cast
+  // defined for totals near the int64 limit.
+  const double from_ratio = std::ceil(static_cast<double>(shape.total_steps) * scheduler.get_float("warmup_ratio"));
   shape.warmup_steps = steps > 0 ? steps
-                                 : static_cast<std::int64_t>(std::ceil(
-                                       static_cast<double>(shape.total_steps) * scheduler.get_float("warmup_ratio")));
+                       : from_ratio >= static_cast<double>(shape.total_steps)
+                           ? shape.total_steps
+                           : static_cast<std::int64_t>(from_ratio);
   if (shape.warmup_steps > shape.total_steps) {
     const char* key = steps > 0 ? "warmup_steps" : "warmup_ratio";
     throw DiagnosticError(scheduler.error(
@@ -289,7 +315,10 @@ void instantiate_plugins(const ValidatedRecipe& recipe, const PluginRegistry& re
     switch (plugin->kind) {
       case PluginKind::scheduler: {
         auto scheduler = registry.create<Scheduler>(*plugin, section);
-        if (recipe.section("training").has("max_steps")) scheduler->check(schedule_shape(recipe));
+        if (recipe.section("training").has("max_steps")) {
+          const auto shape = schedule_shape(recipe);
+          call_plugin(*plugin, "its check of the schedule", [&] { scheduler->check(shape); });
+        }
         break;
       }
       case PluginKind::loss: registry.create<Loss>(*plugin, section); break;

@@ -18,6 +18,13 @@ fs::path run_directory(const ValidatedRecipe& recipe, const fs::path& override_d
 
 void prepare_run_directory(const fs::path& dir, const ValidatedRecipe& recipe) {
   std::error_code ec;
+  const fs::path target = dir / "recipe.toml";
+  for (const auto& file : recipe.tree.files)
+    if (fs::exists(target, ec) && fs::equivalent(target, file, ec))
+      throw DiagnosticError(make_error(
+          fmt::format("{}: the run would write its effective recipe over {}, which this run reads", dir.string(),
+                      file.string()),
+          "choose another folder with --output or [run] output_dir"));
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir))
     throw DiagnosticError(make_error(fmt::format("{}: cannot create the run's output folder: {}", dir.string(),

@@ -65,7 +65,7 @@ class WarmupStableDecayScheduler final : public alignkit::Scheduler {
 
   void check(const alignkit::ScheduleShape& shape) const override {
     const std::int64_t decay = decay_steps(shape);
-    if (shape.warmup_steps + decay > shape.total_steps) {
+    if (decay > shape.total_steps || shape.warmup_steps > shape.total_steps - decay) {  // no overflow
       alignkit::Diagnostic d = decay_key_where_;
       d.message += fmt::format("warmup ({}) plus decay ({}) is longer than the run ({} steps)",
                                shape.warmup_steps, decay, shape.total_steps);

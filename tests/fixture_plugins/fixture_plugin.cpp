@@ -20,20 +20,46 @@ const alignkit::OptionSpec kAllTypes[] = {
     {.key = "ids", .type = alignkit::OptionType::int_list, .default_value = "[]", .doc = "Integers."},
     {.key = "tags", .type = alignkit::OptionType::string_list, .default_value = "[\"a\"]", .doc = "Strings."},
     {.key = "needed", .type = alignkit::OptionType::integer, .doc = "Required.", .required = true},
+    {.key = "throw_in", .type = alignkit::OptionType::string, .default_value = "\"nothing\"",
+     .doc = "Where to throw: the host must survive a plugin throwing anything, anywhere.",
+     .choices = "nothing|factory|check|factor"},
+    {.key = "throw_what", .type = alignkit::OptionType::string, .default_value = "\"subclass\"",
+     .doc = "A std::exception subclass defined in this plugin, or an int.", .choices = "subclass|int"},
 };
+
+// An exception type whose code lives in this plugin: it must not outlive the library.
+struct FixtureError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void throw_as(const std::string& what, const char* where) {
+  if (what == "int") throw 42;
+  throw FixtureError(std::string("fixture failure in ") + where);
+}
 
 class FixtureScheduler final : public alignkit::Scheduler {
  public:
-  explicit FixtureScheduler(const alignkit::RecipeSection& options) : ratio_(options.get_float("ratio")) {
+  explicit FixtureScheduler(const alignkit::RecipeSection& options)
+      : ratio_(options.get_float("ratio")),
+        throw_in_(options.get_string("throw_in")),
+        throw_what_(options.get_string("throw_what")) {
+    if (throw_in_ == "factory") throw_as(throw_what_, "the factory");
     // A cross-field rule only the plugin knows, reported at the key like the host's own errors.
     if (options.get_bool("flag") && options.get_string("mode") == "slow")
       throw alignkit::DiagnosticError(options.error("mode", "'slow' cannot be combined with flag = true",
                                                     "set flag = false or choose another mode"));
   }
-  double lr_factor(std::int64_t, const alignkit::ScheduleShape&) const override { return ratio_; }
+  void check(const alignkit::ScheduleShape&) const override {
+    if (throw_in_ == "check") throw_as(throw_what_, "check");
+  }
+  double lr_factor(std::int64_t step, const alignkit::ScheduleShape&) const override {
+    if (throw_in_ == "factor" && step == 3) throw_as(throw_what_, "lr_factor");
+    return ratio_;
+  }
 
  private:
   double ratio_;
+  std::string throw_in_, throw_what_;
 };
 
 std::unique_ptr<FixtureScheduler> make_scheduler(const alignkit::RecipeSection& options) {
