@@ -23,16 +23,9 @@ const fs::path kOracle = testing::source_dir() / "tests/fixtures/oracle";
 constexpr double kLogitTolerance = 1e-4;
 
 struct Loader {
-  TempDir dir;
-  PluginRegistry registry;
-  ValidatedRecipe recipe;
-  std::shared_ptr<ModelLoader> loader;
-  Loader() {
-    registry.load(testing::plugin_dir());
-    recipe = validate_recipe(load_recipe(dir.write("r.toml", "[model]\nloader = \"hf\"\npath = \"m\"\n")), registry,
-                             {false});
-    loader = registry.create<ModelLoader>(*recipe.plugins.at("model"), recipe.section("model"));
-  }
+  testing::RecipeFixture fixture{"[model]\nloader = \"hf\"\npath = \"m\"\n"};
+  std::shared_ptr<ModelLoader> loader = fixture.registry.create<ModelLoader>(*fixture.recipe.plugins.at("model"),
+                                                                             fixture.recipe.section("model"));
 };
 
 Loader& loader() {

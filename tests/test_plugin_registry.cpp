@@ -144,21 +144,13 @@ TEST(PluginRegistry, RequireListsInstalledPluginsAndSuggests) {
   }
 }
 
-// Validated [scheduler] section for the fixture plugin, for creating objects directly.
-struct FixtureSection {
-  TempDir dir;
-  PluginRegistry registry;
-  ValidatedRecipe recipe;
-  explicit FixtureSection(const std::string& variant = "good") {
-    registry.load(fixture_plugin(variant));
-    registry.load(fixture_plugin("loss"));
-    const std::string name = variant == "wrong_type" ? "wrong_type" : "fixture";
-    recipe = validate_recipe(
-        load_recipe(dir.write("r.toml", "[scheduler]\nname = \"" + name + "\"\n" +
-                                            (variant == "good" ? "needed = 1\nratio = 0.25\n" : "") +
-                                            "[method]\nname = \"fixture_loss\"\n")),
-        registry, {false});
-  }
+// Validated [scheduler] and [method] sections for the fixture plugins, for creating objects directly.
+struct FixtureSection : testing::RecipeFixture {
+  explicit FixtureSection(const std::string& variant = "good")
+      : RecipeFixture("[scheduler]\nname = \"" + std::string(variant == "wrong_type" ? "wrong_type" : "fixture") +
+                          "\"\n" + (variant == "good" ? "needed = 1\nratio = 0.25\n" : "") +
+                          "[method]\nname = \"fixture_loss\"\n",
+                      {fixture_plugin(variant), fixture_plugin("loss")}) {}
 };
 
 bool library_is_loaded(const std::filesystem::path& path) {

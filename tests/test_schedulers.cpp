@@ -20,19 +20,15 @@ using testing::TempDir;
 constexpr double kTolerance = 1e-12;
 
 struct LoadedScheduler {
-  TempDir dir;
-  PluginRegistry registry;
-  ValidatedRecipe recipe;
+  testing::RecipeFixture fixture;
   std::shared_ptr<Scheduler> scheduler;
   ScheduleShape shape;
 
-  explicit LoadedScheduler(const std::string& scheduler_section, std::int64_t max_steps) {
-    registry.load(testing::plugin_dir());
-    recipe = validate_recipe(load_recipe(dir.write("r.toml", "[training]\nmax_steps = " + std::to_string(max_steps) +
-                                                                 "\n[scheduler]\n" + scheduler_section)),
-                             registry, {false});
-    shape = schedule_shape(recipe);
-    scheduler = registry.create<Scheduler>(*recipe.plugins.at("scheduler"), recipe.section("scheduler"));
+  explicit LoadedScheduler(const std::string& scheduler_section, std::int64_t max_steps)
+      : fixture("[training]\nmax_steps = " + std::to_string(max_steps) + "\n[scheduler]\n" + scheduler_section) {
+    shape = schedule_shape(fixture.recipe);
+    scheduler = fixture.registry.create<Scheduler>(*fixture.recipe.plugins.at("scheduler"),
+                                                   fixture.recipe.section("scheduler"));
     scheduler->check(shape);
   }
   double at(std::int64_t step) const { return scheduler->lr_factor(step, shape); }

@@ -76,6 +76,11 @@ CommandResult run_alignkit(const std::vector<std::string>& args, const std::vect
 
 std::string describe(const DiagnosticError& e) { return e.format(); }
 
+RecipeFixture::RecipeFixture(const std::string& text, const std::vector<fs::path>& plugins) {
+  for (const auto& p : plugins) registry.load(p);
+  recipe = validate_recipe(load_recipe(dir.write("recipe.toml", text)), registry, {false});
+}
+
 fs::path source_dir() { return ALIGNKIT_SOURCE_DIR; }
 fs::path plugin_dir() { return ALIGNKIT_PLUGIN_DIR; }
 fs::path fixture_plugin_dir() { return FIXTURE_PLUGIN_DIR; }

@@ -7,6 +7,9 @@
 
 #include <alignkit/diagnostic.hpp>
 
+#include "host/plugin_registry.hpp"
+#include "host/recipe_validator.hpp"
+
 namespace alignkit::testing {
 
 // A fresh folder under the system temp folder, removed with its contents on destruction.
@@ -24,6 +27,17 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+std::filesystem::path plugin_dir();  // the build tree's plugin folder
+
+// A recipe written to a scratch folder and validated against the given plugin files or folders
+// (by default the build tree's plugins), with the registry that loaded them.
+struct RecipeFixture {
+  explicit RecipeFixture(const std::string& text, const std::vector<std::filesystem::path>& plugins = {plugin_dir()});
+  TempDir dir;
+  PluginRegistry registry;
+  ValidatedRecipe recipe;
+};
+
 struct CommandResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr together
@@ -37,7 +51,7 @@ CommandResult run_alignkit(const std::vector<std::string>& args, const std::vect
 std::string describe(const DiagnosticError& e);
 
 std::filesystem::path source_dir();
-std::filesystem::path plugin_dir();          // the build tree's plugin folder
+// (plugin_dir() is declared above: the build tree's plugin folder)
 std::filesystem::path fixture_plugin_dir();  // the fixture plugins (tests/fixture_plugins)
 std::filesystem::path fixture_plugin(const std::string& variant);  // e.g. "good" -> its .so
 
