@@ -73,6 +73,18 @@ TEST(HfModel, SequenceClassificationScoresMatchTransformers) {
   EXPECT_LE((pooled - golden.tensor("scores")).abs().max().item<double>(), kLogitTolerance);
 }
 
+TEST(HfModel, ModelOutlivesTheRegistryThatLoadedIt) {
+  // Run alone (ctest runs each test in its own process), so nothing else holds the plugin loaded.
+  std::shared_ptr<CausalLM> model;
+  {
+    Loader local;
+    model = PluginRegistry::keep_loaded(*local.fixture.recipe.plugins.at("model"),
+                                        local.loader->load(kOracle / "llama", LoadOptions{}));
+  }
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(model->forward(torch::tensor({{1, 5, 7}}), {}, {}).size(2), 300);  // the plugin's code still runs
+}
+
 TEST(HfModel, DescribeCountsParametersFromTheConfigAlone) {
   std::ifstream in(kOracle / "manifest.json");
   const auto manifest = nlohmann::json::parse(in);
@@ -149,6 +161,10 @@ TEST(HfModel, BadModelDirectoriesAreRefusedWithTheFileAndReason) {
   m = copy_model(dir, "qwen3");
   edit_config(m, [](auto& c) { c["architectures"] = {"LlamaForCausalLM"}; });  // q_norm/k_norm unused
   EXPECT_NE(load_error(m).find("has no place in the model"), std::string::npos) << load_error(m);
+
+  m = copy_model(dir, "llama_seqcls");
+  edit_config(m, [](auto& c) { c["model_type"] = 5; });
+  EXPECT_NE(load_error(m).find("config.json has a field of the wrong type"), std::string::npos) << load_error(m);
 
   m = copy_model(dir, "llama3_rope");
   fs::remove(m / "model.safetensors");

@@ -123,6 +123,16 @@ TEST(ScoreCommand, BadInputNamesTheFileAndLine) {
   r = testing::run_alignkit({"score", "--model", (dir.path() / "nope").string(), "--data", data.string(), "--out",
                              (dir.path() / "o").string()});
   EXPECT_NE(r.output.find("the model directory does not exist"), std::string::npos) << r.output;
+  const auto big = dir.write("big.jsonl", "{\"prompt_ids\": [1], \"chosen_ids\": [300], \"rejected_ids\": [3]}\n");
+  r = testing::run_alignkit({"score", "--model", model, "--data", big.string(), "--out", (dir.path() / "o").string()});
+  EXPECT_NE(r.output.find(big.string() + ":1: error: token id 300 is outside the model's vocabulary of 300"),
+            std::string::npos)
+      << r.output;
+  const auto empty = dir.write("empty.jsonl", "{\"prompt_ids\": [], \"chosen_ids\": [2], \"rejected_ids\": [3]}\n");
+  r = testing::run_alignkit({"score", "--model", model, "--data", empty.string(), "--out", (dir.path() / "o").string()});
+  EXPECT_NE(r.output.find("must not be empty"), std::string::npos) << r.output;
+  r = testing::run_alignkit({"score", "--model", model, "--data", data.string(), "--out", (dir.path() / "no/such/o").string()});
+  EXPECT_NE(r.output.find("the folder for --out does not exist"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -36,9 +36,10 @@ std::shared_ptr<CausalLM> load_model(const std::string& loader_name, const fs::p
   const auto recipe = validate_recipe(std::move(tree), registry);
   const auto* plugin = recipe.plugins.at("model");
   auto loader = registry.create<ModelLoader>(*plugin, recipe.section("model"));
-  auto model = loader->load(recipe.section("model").get_path("path"), LoadOptions{});
+  const auto path = recipe.section("model").get_path("path");
+  auto model = call_plugin(*plugin, "to load the model", [&] { return loader->load(path, LoadOptions{}); });
   model->eval();
-  return model;
+  return PluginRegistry::keep_loaded(*plugin, std::move(model));
 }
 
 struct ScoreExample {
@@ -64,7 +65,7 @@ std::vector<std::int64_t> id_list(const nlohmann::json& line, const char* key, c
   return ids;
 }
 
-std::vector<ScoreExample> read_examples(const fs::path& path) {
+std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab_size) {
   std::ifstream in(path);
   if (!in) throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0}, "cannot be read"});
   std::vector<ScoreExample> examples;
@@ -89,9 +90,16 @@ std::vector<ScoreExample> read_examples(const fs::path& path) {
     ScoreExample example{id_list(line, "prompt_ids", path.string(), number),
                          id_list(line, "chosen_ids", path.string(), number),
                          id_list(line, "rejected_ids", path.string(), number), line.value("id", nlohmann::json())};
-    if (example.chosen.empty() || example.rejected.empty())
+    if (example.prompt.empty() || example.chosen.empty() || example.rejected.empty())
       throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0},
-                                       "chosen_ids and rejected_ids must not be empty"});
+                                       "prompt_ids, chosen_ids and rejected_ids must not be empty (the first "
+                                       "completion token is predicted from the prompt)"});
+    for (const auto* ids : {&example.prompt, &example.chosen, &example.rejected})
+      for (auto id : *ids)
+        if (id >= vocab_size)
+          throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0},
+                                           fmt::format("token id {} is outside the model's vocabulary of {}", id,
+                                                       vocab_size)});
     examples.push_back(std::move(example));
   }
   return examples;
@@ -116,9 +124,13 @@ int run_score(const Args& args) {
   const int batch_size = command_line.get<int>("batch-size");
   if (batch_size < 1) throw UsageError("--batch-size must be at least 1");
 
+  const fs::path out_path = command_line.get<std::string>("out");
+  const fs::path out_folder = out_path.parent_path().empty() ? fs::path(".") : out_path.parent_path();
+  if (!fs::is_directory(out_folder))
+    throw DiagnosticError(make_error(fmt::format("{}: the folder for --out does not exist", out_folder.string())));
   PluginRegistry registry;
   auto model = load_model(command_line.get<std::string>("loader"), command_line.get<std::string>("model"), registry);
-  const auto examples = read_examples(command_line.get<std::string>("data"));
+  const auto examples = read_examples(command_line.get<std::string>("data"), model->description().vocab_size);
 
   torch::NoGradGuard no_grad;
   std::string out;
@@ -131,7 +143,8 @@ int run_score(const Args& args) {
         completions.push_back(std::string(side) == "chosen" ? examples[i].chosen : examples[i].rejected);
       }
     // Chosen and rejected in one forward, as TRL's concatenated_forward does.
-    const auto scores = score_completions(*model, make_completion_batch(prompts, completions));
+    const auto scores = score_completions(*model, make_completion_batch(prompts, completions));  // may throw c10::Error,
+    // whose type lives in LibTorch, not in the plugin
     const auto n = static_cast<std::int64_t>(end - start);
     for (std::int64_t i = 0; i < n; ++i) {
       nlohmann::json line;
@@ -148,7 +161,7 @@ int run_score(const Args& args) {
     }
     std::cerr << fmt::format("scored {}/{} examples\n", end, examples.size());
   }
-  write_file_atomically(command_line.get<std::string>("out"), out);
+  write_file_atomically(out_path, out);
   return kOk;
 }
 

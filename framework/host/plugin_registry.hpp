@@ -84,6 +84,16 @@ class PluginRegistry {
     throw_wrong_type(plugin);
   }
 
+  // For objects a plugin object returns (a model from a loader): the returned pointer also keeps
+  // the plugin's library loaded, since the object's code lives there.
+  template <typename T>
+  static std::shared_ptr<T> keep_loaded(const PluginRecord& plugin, std::shared_ptr<T> object) {
+    // Members are destroyed in reverse order: the object first, then the library.
+    auto holder = std::make_shared<std::pair<std::shared_ptr<boost::dll::shared_library>, std::shared_ptr<T>>>(
+        plugin.library, std::move(object));
+    return std::shared_ptr<T>(holder, holder->second.get());
+  }
+
  private:
   PluginObject* create_object(const PluginRecord& plugin, const RecipeSection& options) const;
   [[noreturn]] void throw_wrong_type(const PluginRecord& plugin) const;

@@ -5,6 +5,7 @@
 #include <alignkit/dataset.hpp>
 #include <alignkit/diagnostic.hpp>
 #include <alignkit/logprobs.hpp>
+#include <alignkit/lora.hpp>
 #include <alignkit/loss.hpp>
 #include <alignkit/model_loader.hpp>
 #include <alignkit/options.hpp>

@@ -12,8 +12,11 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+// Projections that LoRA can adapt (alignkit/lora.hpp).
+AdaptableLinear linear(std::int64_t in, std::int64_t out, bool bias) { return AdaptableLinear(in, out, bias); }
+
+torch::nn::Linear head(std::int64_t in, std::int64_t out) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
 }
 
 // rotate_half: [-x2, x1] on the two halves of the last dimension.
@@ -160,9 +163,9 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const to
 DecoderLM::DecoderLM(ModelConfig config) : config_(std::move(config)), description_(describe(config_)) {
   model = register_module("model", DecoderModel(config_));
   if (config_.head == Head::classification) {
-    score = register_module("score", linear(config_.hidden_size, config_.num_labels, false));
+    score = register_module("score", head(config_.hidden_size, config_.num_labels));
   } else if (!config_.tie_word_embeddings) {
-    lm_head = register_module("lm_head", linear(config_.hidden_size, config_.vocab_size, false));
+    lm_head = register_module("lm_head", head(config_.hidden_size, config_.vocab_size));
   }
 }
 

@@ -64,8 +64,19 @@ const std::set<std::string> kSupported = {"LlamaForCausalLM",        "MistralFor
 
 }  // namespace
 
+ModelConfig read_config_fields(const fs::path& model_dir, const fs::path& path);
+
 ModelConfig read_config(const fs::path& model_dir) {
   const fs::path path = model_dir / "config.json";
+  try {
+    return read_config_fields(model_dir, path);
+  } catch (const nlohmann::json::exception& e) {  // a field of an unexpected JSON type
+    throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0},
+                                     fmt::format("config.json has a field of the wrong type: {}", e.what())});
+  }
+}
+
+ModelConfig read_config_fields(const fs::path& model_dir, const fs::path& path) {
   std::ifstream in(path);
   if (!in) {
     Diagnostic d;
@@ -135,9 +146,10 @@ ModelConfig read_config(const fs::path& model_dir) {
     c.rope_scaling.original_max_position_embeddings = s.integer_or("original_max_position_embeddings", 8192);
   }
   const bool mistral = c.architecture.rfind("Mistral", 0) == 0;
-  if ((mistral || (qwen2 && r.boolean_or("use_sliding_window", false)) ||
-       (qwen3 && r.boolean_or("use_sliding_window", false))) && r.has("sliding_window"))
-    c.sliding_window = r.integer("sliding_window");
+  if (mistral && r.has("sliding_window")) c.sliding_window = r.integer("sliding_window");
+  // Qwen's window applies only to some layers (max_window_layers); not supported rather than wrong.
+  if ((qwen2 || qwen3) && r.boolean_or("use_sliding_window", false))
+    r.fail("use_sliding_window", "sliding-window attention for Qwen models is not supported");
   c.num_labels = r.integer_or("num_labels", c.head == Head::classification && json.contains("id2label")
                                                 ? static_cast<std::int64_t>(json["id2label"].size())
                                                 : 1);

@@ -16,7 +16,7 @@ namespace alignkit::hf {
 
 enum class Head {
   causal_lm,       // ...ForCausalLM: lm_head over the vocabulary
-  classification,  // ...ForSequenceClassification: score head, pooled at the last non-pad token
+  classification,  // ...ForSequenceClassification: a score head at every position (callers pool)
 };
 
 struct RopeScaling {
@@ -53,7 +53,7 @@ struct ModelConfig {
   std::optional<std::int64_t> bos_token_id;
   std::optional<std::int64_t> eos_token_id;
   std::string torch_dtype = "float32";
-  std::string json;  // config.json as read, written back unchanged when the model is saved
+  std::string json;  // config.json as read, written back (re-serialised) when the model is saved
 };
 
 // Reads <dir>/config.json. Throws DiagnosticError naming the file and key for anything missing,

@@ -85,7 +85,8 @@ void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOpti
     used.insert(name);
   }
   // lm_head.weight in the file of a tied model is the embedding again (some writers keep it).
-  const bool tied = module.named_parameters(true).find("lm_head.weight") == nullptr;
+  const auto params = module.named_parameters(true);
+  const bool tied = params.find("lm_head.weight") == nullptr && params.find("score.weight") == nullptr;
   for (const auto& [name, file] : where)
     if (!used.count(name) && !ignorable(name) && !(tied && name == "lm_head.weight"))
       fail(file, fmt::format("tensor '{}' has no place in the model", name),
@@ -96,6 +97,9 @@ void save_weights(const torch::nn::Module& module, const fs::path& dir) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& item : module.named_parameters(true)) tensors.emplace_back(item.key(), item.value());
   safetensors::save(dir / "model.safetensors", tensors, {{"format", "pt"}});
+  // A sharded checkpoint saved over would otherwise still be what loads (the index wins).
+  std::error_code ec;
+  fs::remove(dir / "model.safetensors.index.json", ec);
 }
 
 }  // namespace alignkit::hf

@@ -1,0 +1,76 @@
+// LoRA (Hu et al., 2021, https://arxiv.org/abs/2106.09685): a frozen linear layer plus a trainable
+// low-rank update, y = x W^T + b + s * dropout(x) A^T B^T, with s = alpha / r (or alpha / sqrt(r)
+// for rsLoRA, Kalajdzievski 2023, https://arxiv.org/abs/2312.03732).
+//
+// Model code builds its projections as AdaptableLinear; apply_lora() attaches adapters to those
+// whose names match the target patterns, as PEFT's `target_modules` does. Adapters can be switched
+// off at run time (the DPO reference is "the same model, adapter off"), merged into the base
+// weights, and saved and loaded in PEFT's format (adapter_model.safetensors + adapter_config.json,
+// PEFT's key names) so the result loads in PEFT, vLLM and friends.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+
+namespace alignkit {
+
+struct LoraConfig {
+  std::int64_t r = 8;        // PEFT's defaults
+  double alpha = 8.0;        // lora_alpha
+  double dropout = 0.0;      // lora_dropout
+  bool use_rslora = false;
+  // Module names or name suffixes ("q_proj" matches "model.layers.0.self_attn.q_proj").
+  std::vector<std::string> target_modules;
+
+  double scaling() const;
+};
+
+class AdaptableLinearImpl : public torch::nn::Module {
+ public:
+  // The weights start uninitialised: a model loader fills them (and refuses to leave one unset).
+  AdaptableLinearImpl(std::int64_t in_features, std::int64_t out_features, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // Adds submodules lora_A (in -> r, Kaiming-uniform, as PEFT) and lora_B (r -> out, zeros), so
+  // the layer is unchanged until training moves B; their weights are named like PEFT's
+  // ("...q_proj.lora_A.weight"). Throws std::logic_error if the layer already has an adapter.
+  void attach_lora(std::int64_t r, double scaling, double dropout);
+  bool has_lora() const { return !lora_A.is_empty(); }
+  void set_adapter_enabled(bool enabled) { adapter_enabled_ = enabled; }
+  bool adapter_enabled() const { return adapter_enabled_; }
+  // Folds s * B A into the weight and removes the adapter.
+  void merge_lora();
+
+  torch::Tensor weight, bias;               // "weight" [out, in], "bias" [out] when present
+  torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};  // when an adapter is attached
+  double lora_scaling = 0.0;
+  double lora_dropout = 0.0;
+
+ private:
+  bool adapter_enabled_ = true;
+};
+TORCH_MODULE(AdaptableLinear);
+
+// Attaches an adapter to every AdaptableLinear whose name matches config.target_modules and
+// freezes every other parameter. Returns the adapted module names. Throws DiagnosticError when
+// no module matches (naming the adaptable modules there are).
+std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& config);
+
+void set_adapters_enabled(torch::nn::Module& model, bool enabled);
+void merge_lora(torch::nn::Module& model);
+
+// PEFT's format: <dir>/adapter_model.safetensors with keys
+// "base_model.model.<module>.lora_A.weight" / ".lora_B.weight", and <dir>/adapter_config.json.
+void save_peft_adapter(torch::nn::Module& model, const LoraConfig& config, const std::filesystem::path& dir,
+                       const std::string& base_model_name_or_path);
+// Reads adapter_config.json, attaches adapters as it says, and loads their weights. Throws
+// DiagnosticError naming the file for anything that does not fit the model.
+LoraConfig load_peft_adapter(torch::nn::Module& model, const std::filesystem::path& dir);
+
+}  // namespace alignkit

@@ -1,0 +1,216 @@
+#include <alignkit/lora.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <torch/nn/init.h>
+
+#include <alignkit/atomic_file.hpp>
+#include <alignkit/diagnostic.hpp>
+#include <alignkit/safetensors.hpp>
+
+namespace alignkit {
+
+namespace fs = std::filesystem;
+
+double LoraConfig::scaling() const {
+  return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+}
+
+AdaptableLinearImpl::AdaptableLinearImpl(std::int64_t in_features, std::int64_t out_features, bool with_bias) {
+  // Not initialised: loaders overwrite every weight, and initialising a 7B model first costs minutes.
+  weight = register_parameter("weight", torch::empty({out_features, in_features}));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out_features}));
+}
+
+torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
+  auto y = torch::matmul(x, weight.t());
+  if (bias.defined()) y = y + bias;
+  if (has_lora() && adapter_enabled_) {
+    const auto dropped = lora_dropout > 0 ? torch::dropout(x, lora_dropout, is_training()) : x;
+    const auto a = lora_A->weight;
+    y = y + (torch::matmul(torch::matmul(dropped.to(a.scalar_type()), a.t()), lora_B->weight.t()) * lora_scaling)
+                .to(y.scalar_type());
+  }
+  return y;
+}
+
+void AdaptableLinearImpl::attach_lora(std::int64_t r, double scaling, double dropout) {
+  if (has_lora()) throw std::logic_error("attach_lora: the layer already has an adapter");
+  auto make = [](std::int64_t in, std::int64_t out) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+  };
+  lora_A = register_module("lora_A", make(weight.size(1), r));  // kaiming_uniform(a=sqrt(5)), as PEFT
+  lora_B = register_module("lora_B", make(r, weight.size(0)));
+  torch::NoGradGuard no_grad;
+  lora_B->weight.zero_();
+  // Adapters train in fp32 whatever the base dtype (QLoRA's and PEFT's practice).
+  lora_A->to(weight.device(), torch::kFloat32);
+  lora_B->to(weight.device(), torch::kFloat32);
+  lora_scaling = scaling;
+  lora_dropout = dropout;
+}
+
+void AdaptableLinearImpl::merge_lora() {
+  if (!has_lora()) return;
+  {
+    torch::NoGradGuard no_grad;
+    weight.add_((torch::matmul(lora_B->weight, lora_A->weight) * lora_scaling).to(weight.scalar_type()));
+  }
+  unregister_module("lora_A");
+  unregister_module("lora_B");
+  lora_A = nullptr;
+  lora_B = nullptr;
+}
+
+namespace {
+
+bool matches(const std::string& name, const std::vector<std::string>& targets) {
+  for (const auto& t : targets)
+    if (name == t || (name.size() > t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0 &&
+                      name[name.size() - t.size() - 1] == '.'))
+      return true;
+  return false;
+}
+
+template <typename F>
+void for_each_adaptable(torch::nn::Module& model, F&& fn) {
+  for (const auto& item : model.named_modules()) {
+    if (auto* linear = dynamic_cast<AdaptableLinearImpl*>(item.value().get())) fn(item.key(), *linear);
+  }
+}
+
+[[noreturn]] void fail(const fs::path& file, std::string message, std::string help = {}) {
+  Diagnostic d;
+  d.where = SourceLocation{file.string(), 0, 0};
+  d.message = std::move(message);
+  d.help = std::move(help);
+  throw DiagnosticError(std::move(d));
+}
+
+const std::string kPeftPrefix = "base_model.model.";
+
+}  // namespace
+
+std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& config) {
+  std::vector<std::string> adapted, adaptable;
+  for (auto& p : model.parameters()) p.set_requires_grad(false);
+  for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
+    adaptable.push_back(name);
+    if (!matches(name, config.target_modules)) return;
+    linear.attach_lora(config.r, config.scaling(), config.dropout);
+    adapted.push_back(name);
+  });
+  if (adapted.empty()) {
+    Diagnostic d = make_error(fmt::format("no module matches the LoRA target_modules [{}]",
+                                          fmt::join(config.target_modules, ", ")));
+    if (!adaptable.empty())
+      d.notes.push_back(fmt::format("adaptable modules include: {}",
+                                    fmt::join(adaptable.begin(), adaptable.begin() + std::min<std::size_t>(adaptable.size(), 7), ", ")));
+    d.help = "name modules by their last part, e.g. q_proj, v_proj";
+    throw DiagnosticError(std::move(d));
+  }
+  return adapted;
+}
+
+void set_adapters_enabled(torch::nn::Module& model, bool enabled) {
+  for_each_adaptable(model, [&](const std::string&, AdaptableLinearImpl& linear) { linear.set_adapter_enabled(enabled); });
+}
+
+void merge_lora(torch::nn::Module& model) {
+  for_each_adaptable(model, [&](const std::string&, AdaptableLinearImpl& linear) { linear.merge_lora(); });
+}
+
+void save_peft_adapter(torch::nn::Module& model, const LoraConfig& config, const fs::path& dir,
+                       const std::string& base_model_name_or_path) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
+    if (!linear.has_lora()) return;
+    tensors.emplace_back(kPeftPrefix + name + ".lora_A.weight", linear.lora_A->weight);
+    tensors.emplace_back(kPeftPrefix + name + ".lora_B.weight", linear.lora_B->weight);
+  });
+  fs::create_directories(dir);
+  safetensors::save(dir / "adapter_model.safetensors", tensors, {{"format", "pt"}});
+  // The fields PEFT's LoraConfig reads, with its defaults for what alignkit does not use.
+  const nlohmann::json json = {{"peft_type", "LORA"},
+                               {"task_type", "CAUSAL_LM"},
+                               {"base_model_name_or_path", base_model_name_or_path},
+                               {"r", config.r},
+                               {"lora_alpha", config.alpha},
+                               {"lora_dropout", config.dropout},
+                               {"target_modules", config.target_modules},
+                               {"use_rslora", config.use_rslora},
+                               {"bias", "none"},
+                               {"fan_in_fan_out", false},
+                               {"inference_mode", true},
+                               {"init_lora_weights", true},
+                               {"modules_to_save", nullptr},
+                               {"layers_to_transform", nullptr},
+                               {"layers_pattern", nullptr},
+                               {"rank_pattern", nlohmann::json::object()},
+                               {"alpha_pattern", nlohmann::json::object()},
+                               {"use_dora", false},
+                               {"revision", nullptr}};
+  write_file_atomically(dir / "adapter_config.json", json.dump(2) + "\n");
+}
+
+LoraConfig load_peft_adapter(torch::nn::Module& model, const fs::path& dir) {
+  const fs::path config_path = dir / "adapter_config.json";
+  std::ifstream in(config_path);
+  if (!in) fail(config_path, "cannot be read", "a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors");
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(config_path, fmt::format("not valid JSON: {}", e.what()));
+  }
+  if (json.value("peft_type", "") != "LORA") fail(config_path, "peft_type is not LORA");
+  for (const char* unsupported : {"use_dora", "fan_in_fan_out"})
+    if (json.value(unsupported, false)) fail(config_path, fmt::format("{} adapters are not supported", unsupported));
+  if (!json.value("rank_pattern", nlohmann::json::object()).empty() ||
+      !json.value("alpha_pattern", nlohmann::json::object()).empty())
+    fail(config_path, "per-module rank_pattern / alpha_pattern are not supported");
+  LoraConfig config;
+  try {
+    config.r = json.at("r").get<std::int64_t>();
+    config.alpha = json.at("lora_alpha").get<double>();
+    config.dropout = json.value("lora_dropout", 0.0);
+    config.use_rslora = json.value("use_rslora", false);
+    const auto& targets = json.at("target_modules");
+    if (targets.is_string()) config.target_modules = {targets.get<std::string>()};
+    else config.target_modules = targets.get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    fail(config_path, fmt::format("missing or mistyped field: {}", e.what()));
+  }
+  if (config.r <= 0) fail(config_path, "r must be positive");
+  apply_lora(model, config);
+  const auto weights = safetensors::File::open(dir / "adapter_model.safetensors");
+  std::size_t used = 0;
+  torch::NoGradGuard no_grad;
+  for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
+    if (!linear.has_lora()) return;
+    for (auto [key, target] : {std::pair{".lora_A.weight", linear.lora_A->weight},
+                               std::pair{".lora_B.weight", linear.lora_B->weight}}) {
+      const std::string full = kPeftPrefix + name + key;
+      if (!weights.find(full)) fail(weights.path(), fmt::format("has no tensor '{}'", full));
+      const auto t = weights.tensor(full);
+      if (t.sizes() != target.sizes())
+        fail(weights.path(), fmt::format("tensor '{}' has shape {}, the model needs {}", full, fmt::join(t.sizes(), "x"),
+                                         fmt::join(target.sizes(), "x")));
+      target.copy_(t);
+      ++used;
+    }
+  });
+  if (used != weights.header().tensors.size())
+    fail(weights.path(), fmt::format("holds {} tensors, of which the model's adapters use {}",
+                                     weights.header().tensors.size(), used),
+         "was the adapter trained with other target_modules or on another architecture?");
+  return config;
+}
+
+}  // namespace alignkit
