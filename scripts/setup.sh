@@ -11,8 +11,8 @@ target=${1:-all}
 # Debian packages only: what a user's machine and CI reach. libopenblas0-openmp makes
 # libblas.so.3 OpenBLAS (~30x the reference BLAS on matrix products); libblas3 is the reference
 # BLAS itself, which a test preloads to check the host's warning about it. clang builds the
-# libFuzzer targets.
-packages=(cmake ninja-build g++ ccache python3 clang libclang-rt-14-dev
+# libFuzzer targets; python3-torch runs the Python reference forward the tests compare against.
+packages=(cmake ninja-build g++ ccache python3 python3-torch clang libclang-rt-14-dev
           libtorch-dev libboost-dev libboost-program-options-dev libboost-filesystem-dev
           libtomlplusplus-dev libfmt-dev libgtest-dev nlohmann-json3-dev
           libopenblas0-openmp libblas3)

@@ -55,11 +55,16 @@ std::string read_all(FILE* f) {
 }  // namespace
 
 CommandResult run_alignkit(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  std::vector<std::string> argv = {ALIGNKIT_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, env);
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   TempDir scratch;
   std::string command = "env";
   for (const auto& e : env) command += " " + shell_quote(e);
-  command += " " + shell_quote(ALIGNKIT_BINARY);
-  for (const auto& a : args) command += " " + shell_quote(a);
+  for (const auto& a : argv) command += " " + shell_quote(a);
   const auto stderr_file = scratch.path() / "stderr";
   command += " 2>" + shell_quote(stderr_file.string()) + " </dev/null";
   CommandResult result;

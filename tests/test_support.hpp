@@ -44,7 +44,9 @@ struct CommandResult {
   std::string stdout_text;
 };
 
-// Runs the alignkit binary with `args` (each shell-quoted) and `env` assignments ("K=V").
+// Runs a program (argv[0]) with its arguments (each shell-quoted) and `env` assignments ("K=V").
+CommandResult run_command(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+// run_command for the alignkit binary.
 CommandResult run_alignkit(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
 
 // The diagnostics a DiagnosticError carries, formatted, for assertion messages.

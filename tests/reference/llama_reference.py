@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""Python reference forward for the Llama family, with PEFT-style LoRA, on Debian's python3-torch.
+
+Written from the semantics of transformers' modeling_llama / modeling_mistral / modeling_qwen2 /
+modeling_qwen3 (eager attention) and PEFT's LoraLayer, independently of alignkit's C++ code:
+RMSNorm in fp32, rotary embeddings (default and llama3 scaling), grouped-query attention with an
+fp32 softmax and an additive mask at the dtype's minimum, SiLU MLP, tied embeddings, Qwen2's q/k/v
+biases and Qwen3's per-head q/k RMSNorm. It checks itself against transformers' own logits
+(tests/fixtures/oracle) and then serves as the oracle for what those fixtures do not cover: LoRA,
+new shapes and other dtypes.
+
+usage: llama_reference.py --model DIR [--adapter DIR] --inputs IN.safetensors
+                          --expect EXPECTED.safetensors [--expect-key logits] --tolerance T
+                          [--dtype float32|bfloat16]
+Exit 0 when max |reference - expected| over real (mask == 1) positions is within T.
+"""
+import argparse
+import json
+import math
+import struct
+import sys
+
+import torch
+
+DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+          "I64": torch.int64, "I32": torch.int32, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        raw = bytearray(data[8 + n + begin:8 + n + end])
+        t = torch.frombuffer(raw, dtype=DTYPES[info["dtype"]]) if raw else torch.empty(0, dtype=DTYPES[info["dtype"]])
+        out[name] = t.reshape(info["shape"])
+    return out
+
+
+def rms_norm(x, weight, eps):
+    dtype = x.dtype
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(dtype)
+
+
+def inv_freq(cfg, head_dim):
+    base = cfg.get("rope_theta", 10000.0)
+    freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    scaling = cfg.get("rope_scaling") or {}
+    if scaling.get("rope_type", scaling.get("type")) != "llama3":
+        return freq
+    factor = scaling["factor"]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old = scaling["original_max_position_embeddings"]
+    low_wavelen, high_wavelen = old / low, old / high
+    wavelen = 2 * math.pi / freq
+    scaled = torch.where(wavelen > low_wavelen, freq / factor, freq)
+    smooth = (old / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class Model:
+    def __init__(self, model_dir, adapter_dir=None, dtype=torch.float32):
+        with open(f"{model_dir}/config.json") as f:
+            self.cfg = json.load(f)
+        self.arch = self.cfg["architectures"][0]
+        self.w = {k: v.to(dtype) if v.is_floating_point() else v
+                  for k, v in read_safetensors(f"{model_dir}/model.safetensors").items()}
+        self.dtype = dtype
+        self.lora = {}
+        if adapter_dir:
+            with open(f"{adapter_dir}/adapter_config.json") as f:
+                acfg = json.load(f)
+            r, alpha = acfg["r"], acfg["lora_alpha"]
+            self.scaling = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
+            for k, v in read_safetensors(f"{adapter_dir}/adapter_model.safetensors").items():
+                module, which = k[len("base_model.model."):].rsplit(".lora_", 1)
+                self.lora.setdefault(module, {})[which[0]] = v.to(torch.float32)
+
+    def linear(self, name, x):
+        y = x @ self.w[f"{name}.weight"].t()
+        if f"{name}.bias" in self.w:
+            y = y + self.w[f"{name}.bias"]
+        if name in self.lora:  # PEFT: result + lora_B(lora_A(dropout(x))) * scaling
+            a, b = self.lora[name]["A"], self.lora[name]["B"]
+            y = y + ((x.to(torch.float32) @ a.t() @ b.t()) * self.scaling).to(y.dtype)
+        return y
+
+    def forward(self, ids, mask):
+        cfg = self.cfg
+        heads = cfg["num_attention_heads"]
+        kv_heads = cfg.get("num_key_value_heads", heads)
+        head_dim = cfg.get("head_dim", cfg["hidden_size"] // heads)
+        eps = cfg.get("rms_norm_eps", 1e-6)
+        qwen3 = self.arch.startswith("Qwen3")
+        b, t = ids.shape
+        h = self.w["model.embed_tokens.weight"][ids]
+        pos = torch.arange(t).unsqueeze(0).expand(b, t)
+        freqs = pos.float()[..., None] * inv_freq(cfg, head_dim)[None, None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos().to(self.dtype)[:, None], emb.sin().to(self.dtype)[:, None]
+        minimum = torch.finfo(self.dtype).min
+        causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
+        window = cfg.get("sliding_window") if self.arch.startswith("Mistral") else None
+        if window:
+            causal &= ~torch.tril(torch.ones(t, t, dtype=torch.bool), diagonal=-window)
+        visible = causal[None, None] & mask.bool()[:, None, None, :]
+        additive = torch.zeros(b, 1, t, t, dtype=self.dtype).masked_fill(~visible, minimum)
+        for i in range(cfg["num_hidden_layers"]):
+            p = f"model.layers.{i}"
+            x = rms_norm(h, self.w[f"{p}.input_layernorm.weight"], eps)
+            q = self.linear(f"{p}.self_attn.q_proj", x).view(b, t, heads, head_dim)
+            k = self.linear(f"{p}.self_attn.k_proj", x).view(b, t, kv_heads, head_dim)
+            v = self.linear(f"{p}.self_attn.v_proj", x).view(b, t, kv_heads, head_dim).transpose(1, 2)
+            if qwen3:
+                q = rms_norm(q, self.w[f"{p}.self_attn.q_norm.weight"], eps)
+                k = rms_norm(k, self.w[f"{p}.self_attn.k_norm.weight"], eps)
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+            groups = heads // kv_heads
+            k = k.repeat_interleave(groups, dim=1)
+            v = v.repeat_interleave(groups, dim=1)
+            scores = q @ k.transpose(2, 3) / math.sqrt(head_dim) + additive
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+            attn = (probs @ v).transpose(1, 2).reshape(b, t, heads * head_dim)
+            h = h + self.linear(f"{p}.self_attn.o_proj", attn)
+            x = rms_norm(h, self.w[f"{p}.post_attention_layernorm.weight"], eps)
+            gate = self.linear(f"{p}.mlp.gate_proj", x)
+            h = h + self.linear(f"{p}.mlp.down_proj", torch.nn.functional.silu(gate) * self.linear(f"{p}.mlp.up_proj", x))
+        h = rms_norm(h, self.w["model.norm.weight"], eps)
+        if "score.weight" in self.w:
+            return h @ self.w["score.weight"].t()
+        head = self.w.get("lm_head.weight", self.w["model.embed_tokens.weight"])
+        return h @ head.t()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--adapter")
+    parser.add_argument("--inputs", required=True)
+    parser.add_argument("--expect", required=True)
+    parser.add_argument("--expect-key", default="logits")
+    parser.add_argument("--tolerance", type=float, required=True)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
+    inputs = read_safetensors(args.inputs)
+    expected = read_safetensors(args.expect)[args.expect_key].to(torch.float32)
+    with torch.no_grad():
+        got = Model(args.model, args.adapter, dtype).forward(inputs["input_ids"], inputs["attention_mask"]).float()
+    keep = inputs["attention_mask"].bool()[..., None].expand_as(got)
+    worst = (got - expected).abs()[keep].max().item()
+    print(f"{args.model}{' + ' + args.adapter if args.adapter else ''} ({args.dtype}): max |diff| {worst:.3g} "
+          f"(tolerance {args.tolerance:g})")
+    return 0 if worst <= args.tolerance else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
