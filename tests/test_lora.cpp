@@ -179,5 +179,24 @@ TEST(Lora, MismatchedAdaptersAreRefusedWithTheFile) {
   }
 }
 
+TEST(Lora, MergeCommandWritesAModelEqualToTheAdaptedOne) {
+  Models m;
+  TempDir dir;
+  auto model = m.load();
+  apply_lora(*model, config());
+  perturb_adapters(*model);
+  save_peft_adapter(*model, config(), dir.path() / "adapter", kLlama.string());
+  auto r = testing::run_alignkit({"merge", "--model", kLlama.string(), "--adapter", (dir.path() / "adapter").string(),
+                                  "--out", (dir.path() / "merged").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto merged = m.loader->load(dir.path() / "merged", LoadOptions{});
+  for (const auto& item : merged->named_parameters()) EXPECT_EQ(item.key().find("lora"), std::string::npos);
+  const auto ids = torch::randint(0, 300, {2, 10});
+  EXPECT_LE((logits(*merged, ids) - logits(*model, ids)).abs().max().item<double>(), kTolerance);
+  // An adapted model cannot be saved as a plain one, and adapters do not stack.
+  EXPECT_THROW(m.loader->save(*model, dir.path() / "bad"), DiagnosticError);
+  EXPECT_THROW(apply_lora(*model, config()), DiagnosticError);
+}
+
 }  // namespace
 }  // namespace alignkit

@@ -7,6 +7,7 @@
 
 #include <alignkit/atomic_file.hpp>
 #include <alignkit/logprobs.hpp>
+#include <alignkit/lora.hpp>
 #include <alignkit/model_loader.hpp>
 
 #include "../host/recipe_validator.hpp"
@@ -19,8 +20,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+struct LoadedModel {
+  std::shared_ptr<ModelLoader> loader;
+  std::shared_ptr<CausalLM> model;
+};
+
 // A model loader plugin and the model it loads, selected as a recipe's [model] section would be.
-std::shared_ptr<CausalLM> load_model(const std::string& loader_name, const fs::path& dir, PluginRegistry& registry) {
+LoadedModel load_model(const std::string& loader_name, const fs::path& dir, PluginRegistry& registry) {
   RecipeTree tree;
   tree.file = "<command line>";
   auto set = [&](const char* key, const std::string& value) {
@@ -38,8 +44,9 @@ std::shared_ptr<CausalLM> load_model(const std::string& loader_name, const fs::p
   auto loader = registry.create<ModelLoader>(*plugin, recipe.section("model"));
   const auto path = recipe.section("model").get_path("path");
   auto model = call_plugin(*plugin, "to load the model", [&] { return loader->load(path, LoadOptions{}); });
+  if (!model) throw DiagnosticError(plugin_failure(*plugin, "to load the model", "the loader returned no model"));
   model->eval();
-  return PluginRegistry::keep_loaded(*plugin, std::move(model));
+  return {loader, PluginRegistry::keep_loaded(*plugin, std::move(model))};
 }
 
 struct ScoreExample {
@@ -127,9 +134,15 @@ int run_score(const Args& args) {
   const fs::path out_path = command_line.get<std::string>("out");
   const fs::path out_folder = out_path.parent_path().empty() ? fs::path(".") : out_path.parent_path();
   if (!fs::is_directory(out_folder))
-    throw DiagnosticError(make_error(fmt::format("{}: the folder for --out does not exist", out_folder.string())));
+    throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{out_folder.string(), 0, 0},
+                                     "the folder for --out does not exist"});
   PluginRegistry registry;
-  auto model = load_model(command_line.get<std::string>("loader"), command_line.get<std::string>("model"), registry);
+  auto model = load_model(command_line.get<std::string>("loader"), command_line.get<std::string>("model"), registry).model;
+  if (model->output_weight().size(0) != model->description().vocab_size)
+    throw DiagnosticError(make_error(
+        fmt::format("{}: score needs a causal LM, but this model's head has {} outputs, not the vocabulary",
+                    command_line.get<std::string>("model"), model->output_weight().size(0)),
+        "a ...ForSequenceClassification model scores sequences, not tokens"));
   const auto examples = read_examples(command_line.get<std::string>("data"), model->description().vocab_size);
 
   torch::NoGradGuard no_grad;
@@ -162,6 +175,35 @@ int run_score(const Args& args) {
     std::cerr << fmt::format("scored {}/{} examples\n", end, examples.size());
   }
   write_file_atomically(out_path, out);
+  return kOk;
+}
+
+int run_merge(const Args& args) {
+  CommandLine command_line(
+      "alignkit merge --model DIR --adapter DIR --out DIR [--loader hf]\n\n"
+      "Folds a PEFT LoRA adapter into the model's weights and writes a plain model directory\n"
+      "(config.json + model.safetensors) that loads without the adapter.",
+      CommandLine::no_recipe);
+  command_line.add()("model", po::value<std::string>()->required(), "Base model directory")(
+      "adapter", po::value<std::string>()->required(), "PEFT adapter directory")(
+      "out", po::value<std::string>()->required(), "Output model directory")(
+      "loader", po::value<std::string>()->default_value("hf"), "Model-loader plugin");
+  if (!command_line.parse(args)) return kOk;
+  const fs::path out = command_line.get<std::string>("out");
+  const fs::path model_dir = command_line.get<std::string>("model");
+  std::error_code ec;
+  if (fs::exists(out, ec) && fs::equivalent(out, model_dir, ec))
+    throw UsageError("--out must not be the base model's own directory");
+  PluginRegistry registry;
+  auto [loader, model] = load_model(command_line.get<std::string>("loader"), model_dir, registry);
+  const auto config = load_peft_adapter(*model, command_line.get<std::string>("adapter"));
+  merge_lora(*model);
+  const auto* plugin = registry.find(PluginKind::model_loader, command_line.get<std::string>("loader"));
+  call_plugin(*plugin, "to save the merged model", [&] { loader->save(*model, out); });
+  // The tokenizer travels with the model, so the merged directory is usable on its own.
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"})
+    if (fs::exists(model_dir / file)) fs::copy_file(model_dir / file, out / file, fs::copy_options::overwrite_existing);
+  std::cerr << fmt::format("merged a rank-{} adapter into {}\n", config.r, out.string());
   return kOk;
 }
 

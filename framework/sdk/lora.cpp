@@ -98,15 +98,16 @@ const std::string kPeftPrefix = "base_model.model.";
 }  // namespace
 
 std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& config) {
-  std::vector<std::string> adapted, adaptable;
-  for (auto& p : model.parameters()) p.set_requires_grad(false);
+  std::vector<std::string> targets, adaptable;
+  bool already_adapted = false;
   for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
     adaptable.push_back(name);
-    if (!matches(name, config.target_modules)) return;
-    linear.attach_lora(config.r, config.scaling(), config.dropout);
-    adapted.push_back(name);
+    already_adapted = already_adapted || linear.has_lora();
+    if (matches(name, config.target_modules)) targets.push_back(name);
   });
-  if (adapted.empty()) {
+  if (already_adapted)
+    throw DiagnosticError(make_error("the model already has LoRA adapters", "merge them first, or load a fresh model"));
+  if (targets.empty()) {
     Diagnostic d = make_error(fmt::format("no module matches the LoRA target_modules [{}]",
                                           fmt::join(config.target_modules, ", ")));
     if (!adaptable.empty())
@@ -115,7 +116,12 @@ std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& 
     d.help = "name modules by their last part, e.g. q_proj, v_proj";
     throw DiagnosticError(std::move(d));
   }
-  return adapted;
+  // Only now that the adapters are known to fit: freeze the base, then attach.
+  for (auto& p : model.parameters()) p.set_requires_grad(false);
+  for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
+    if (matches(name, config.target_modules)) linear.attach_lora(config.r, config.scaling(), config.dropout);
+  });
+  return targets;
 }
 
 void set_adapters_enabled(torch::nn::Module& model, bool enabled) {
@@ -188,7 +194,13 @@ LoraConfig load_peft_adapter(torch::nn::Module& model, const fs::path& dir) {
     fail(config_path, fmt::format("missing or mistyped field: {}", e.what()));
   }
   if (config.r <= 0) fail(config_path, "r must be positive");
-  apply_lora(model, config);
+  try {
+    apply_lora(model, config);
+  } catch (const DiagnosticError& e) {
+    Diagnostic d = e.diagnostics().at(0);
+    d.where = SourceLocation{config_path.string(), 0, 0};
+    throw DiagnosticError(std::move(d));
+  }
   const auto weights = safetensors::File::open(dir / "adapter_model.safetensors");
   std::size_t used = 0;
   torch::NoGradGuard no_grad;

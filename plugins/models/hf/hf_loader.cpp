@@ -30,6 +30,11 @@ class HfLoader final : public alignkit::ModelLoader {
     const auto* decoder = dynamic_cast<const alignkit::hf::DecoderLM*>(&model);
     if (!decoder)
       throw alignkit::DiagnosticError(alignkit::make_error("the hf loader saves only models it loaded"));
+    for (const auto& item : model.named_parameters())
+      if (item.key().find(".lora_") != std::string::npos)
+        throw alignkit::DiagnosticError(alignkit::make_error(
+            "the model has LoRA adapters; a saved model would not load again",
+            "merge them first (alignkit merge), or save the adapter on its own in PEFT's format"));
     std::filesystem::create_directories(dir);
     alignkit::hf::save_weights(model, dir);
     alignkit::write_file_atomically(dir / "config.json", decoder->config().json + "\n");
