@@ -10,6 +10,7 @@
 #include <alignkit/model_loader.hpp>
 #include <alignkit/options.hpp>
 #include <alignkit/plugin.hpp>
+#include <alignkit/quantization.hpp>
 #include <alignkit/recipe_section.hpp>
 #include <alignkit/safetensors.hpp>
 #include <alignkit/scheduler.hpp>
