@@ -58,6 +58,14 @@ DiagnosticError::~DiagnosticError() = default;
 
 std::string DiagnosticError::format() const { return join_messages(diagnostics_); }
 
+void throw_file_error(const std::string& file, std::string message, std::string help) {
+  Diagnostic d;
+  d.where = SourceLocation{file, 0, 0};
+  d.message = std::move(message);
+  d.help = std::move(help);
+  throw DiagnosticError(std::move(d));
+}
+
 Diagnostic make_error(std::string message, std::string help) {
   Diagnostic d;
   d.message = std::move(message);

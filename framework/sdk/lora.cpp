@@ -85,12 +85,9 @@ void for_each_adaptable(torch::nn::Module& model, F&& fn) {
   }
 }
 
+// Errors about a whole file (alignkit/diagnostic.hpp).
 [[noreturn]] void fail(const fs::path& file, std::string message, std::string help = {}) {
-  Diagnostic d;
-  d.where = SourceLocation{file.string(), 0, 0};
-  d.message = std::move(message);
-  d.help = std::move(help);
-  throw DiagnosticError(std::move(d));
+  throw_file_error(file.string(), std::move(message), std::move(help));
 }
 
 const std::string kPeftPrefix = "base_model.model.";

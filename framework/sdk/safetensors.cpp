@@ -23,11 +23,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-[[noreturn]] void fail(const fs::path& path, std::string message) {
-  Diagnostic d;
-  d.where = SourceLocation{path.string(), 0, 0};
-  d.message = std::move(message);
-  throw DiagnosticError(std::move(d));
+// Errors about a whole file (alignkit/diagnostic.hpp).
+[[noreturn]] void fail(const fs::path& file, std::string message, std::string help = {}) {
+  throw_file_error(file.string(), std::move(message), std::move(help));
 }
 
 }  // namespace

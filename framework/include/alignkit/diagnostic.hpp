@@ -55,4 +55,7 @@ class DiagnosticError : public std::runtime_error {
 // A diagnostic with no source location, e.g. for a missing file.
 Diagnostic make_error(std::string message, std::string help = {});
 
+// Throws a DiagnosticError located at a file as a whole (a model, data or adapter file).
+[[noreturn]] void throw_file_error(const std::string& file, std::string message, std::string help = {});
+
 }  // namespace alignkit
