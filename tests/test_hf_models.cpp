@@ -112,7 +112,8 @@ TEST(HfModel, SavedModelReloadsToTheSameLogits) {
 
 // Copies an oracle model directory so a test can damage it.
 fs::path copy_model(const TempDir& dir, const char* name) {
-  const fs::path target = dir.path() / name;
+  static int copies = 0;  // a fresh folder for every copy, so one test may damage a model twice
+  const fs::path target = dir.path() / (std::string(name) + "-" + std::to_string(++copies));
   fs::copy(kOracle / name, target);
   for (const auto& entry : fs::directory_iterator(target))
     fs::permissions(entry.path(), fs::perms::owner_write, fs::perm_options::add);
@@ -162,6 +163,11 @@ TEST(HfModel, BadModelDirectoriesAreRefusedWithTheFileAndReason) {
   edit_config(m, [](auto& c) { c["architectures"] = {"LlamaForCausalLM"}; });  // q_norm/k_norm unused
   EXPECT_NE(load_error(m).find("has no place in the model"), std::string::npos) << load_error(m);
 
+  m = copy_model(dir, "qwen3");
+  edit_config(m, [](auto& c) { c["use_sliding_window"] = true; c["sliding_window"] = 4; });
+  EXPECT_NE(load_error(m).find("sliding-window attention for Qwen models is not supported"), std::string::npos)
+      << load_error(m);
+
   m = copy_model(dir, "llama_seqcls");
   edit_config(m, [](auto& c) { c["model_type"] = 5; });
   EXPECT_NE(load_error(m).find("config.json has a field of the wrong type"), std::string::npos) << load_error(m);
@@ -192,6 +198,15 @@ TEST(HfModel, ShardedCheckpointsLoadThroughTheIndex) {
   const auto ids = torch::randint(0, 300, {1, 7});
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(sharded->forward(ids, {}, {}), original->forward(ids, {}, {})));
+  // Saving over the sharded folder replaces the shards' index, so the saved weights are what loads.
+  {
+    torch::NoGradGuard guard;
+    sharded->named_parameters()["model.norm.weight"].fill_(2.0);
+  }
+  loader().loader->save(*sharded, m);
+  EXPECT_FALSE(fs::exists(m / "model.safetensors.index.json"));
+  auto reloaded = loader().loader->load(m, LoadOptions{});
+  EXPECT_TRUE(torch::equal(reloaded->forward(ids, {}, {}), sharded->forward(ids, {}, {})));
 }
 
 }  // namespace

@@ -133,6 +133,10 @@ TEST(ScoreCommand, BadInputNamesTheFileAndLine) {
   EXPECT_NE(r.output.find("must not be empty"), std::string::npos) << r.output;
   r = testing::run_alignkit({"score", "--model", model, "--data", data.string(), "--out", (dir.path() / "no/such/o").string()});
   EXPECT_NE(r.output.find("the folder for --out does not exist"), std::string::npos) << r.output;
+  // A reward-model head scores sequences, not tokens.
+  r = testing::run_alignkit({"score", "--model", (testing::source_dir() / "tests/fixtures/oracle/llama_seqcls").string(),
+                             "--data", data.string(), "--out", (dir.path() / "o").string()});
+  EXPECT_NE(r.output.find("score needs a causal LM"), std::string::npos) << r.output;
 }
 
 }  // namespace

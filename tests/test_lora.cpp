@@ -193,6 +193,18 @@ TEST(Lora, MergeCommandWritesAModelEqualToTheAdaptedOne) {
   for (const auto& item : merged->named_parameters()) EXPECT_EQ(item.key().find("lora"), std::string::npos);
   const auto ids = torch::randint(0, 300, {2, 10});
   EXPECT_LE((logits(*merged, ids) - logits(*model, ids)).abs().max().item<double>(), kTolerance);
+  // Same folder in and out is refused; the tokenizer files travel with the merged model.
+  r = testing::run_alignkit({"merge", "--model", kLlama.string(), "--adapter", (dir.path() / "adapter").string(),
+                             "--out", kLlama.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  const fs::path with_tokenizer = dir.path() / "base";
+  fs::create_directories(with_tokenizer);
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(kLlama / f, with_tokenizer / f);
+  dir.write("base/tokenizer.json", "{\"model\": {}}\n");
+  r = testing::run_alignkit({"merge", "--model", with_tokenizer.string(), "--adapter", (dir.path() / "adapter").string(),
+                             "--out", (dir.path() / "merged2").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir.path() / "merged2/tokenizer.json"));
   // An adapted model cannot be saved as a plain one, and adapters do not stack.
   EXPECT_THROW(m.loader->save(*model, dir.path() / "bad"), DiagnosticError);
   EXPECT_THROW(apply_lora(*model, config()), DiagnosticError);
