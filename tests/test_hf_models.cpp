@@ -209,5 +209,27 @@ TEST(HfModel, ShardedCheckpointsLoadThroughTheIndex) {
   EXPECT_TRUE(torch::equal(reloaded->forward(ids, {}, {}), sharded->forward(ids, {}, {})));
 }
 
+TEST(InitModel, TinyPresetLoadsAndLargePresetsDescribeLikeTheRealModels) {
+  TempDir dir;
+  auto r = testing::run_alignkit({"init-model", "--preset", "tiny", "--out", (dir.path() / "tiny").string(), "--seed", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto model = loader().loader->load(dir.path() / "tiny", LoadOptions{});
+  std::int64_t counted = 0;
+  for (const auto& p : model->parameters()) counted += p.numel();
+  EXPECT_EQ(counted, model->description().parameters);
+  // The planning presets write only config.json, and their sizes are the published ones:
+  // Llama-3.1-8B has 8,030,261,248 parameters and Llama-3.1-70B 70,553,706,496.
+  for (const auto& [preset, parameters] : {std::pair{"8b", 8030261248LL}, std::pair{"70b", 70553706496LL}}) {
+    const auto out = dir.path() / preset;
+    r = testing::run_alignkit({"init-model", "--preset", preset, "--out", out.string(), "--config-only"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_FALSE(fs::exists(out / "model.safetensors"));
+    EXPECT_EQ(loader().loader->describe(out).parameters, parameters) << preset;
+  }
+  r = testing::run_alignkit({"init-model", "--preset", "huge", "--out", (dir.path() / "x").string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("unknown preset 'huge'"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace alignkit

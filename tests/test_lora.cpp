@@ -19,8 +19,10 @@ using testing::TempDir;
 namespace fs = std::filesystem;
 
 const fs::path kLlama = testing::source_dir() / "tests/fixtures/oracle/llama";
-// fp32 on a 2-layer model: merged and unmerged forms differ only by rounding.
-constexpr double kTolerance = 1e-5;
+// Merged (x (W + sBA)^T) and unmerged (x W^T + s (x A^T) B^T) forms are algebraically equal and
+// differ by fp32 rounding, amplified through two layers (seen up to 1.3e-5 at logits of ~4, and
+// OpenBLAS may split sums differently under load): the task's fp32 logit bound, 1e-4.
+constexpr double kTolerance = 1e-4;
 
 struct Models {
   testing::RecipeFixture fixture{"[model]\nloader = \"hf\"\npath = \"m\"\n"};
@@ -84,7 +86,8 @@ TEST(Lora, LayerComputesTheLowRankUpdate) {
   const auto x = torch::randn({4, 6});
   const auto expected = torch::matmul(x, layer->weight.t()) + layer->bias +
                         1.5 * torch::matmul(torch::matmul(x, layer->lora_A->weight.t()), layer->lora_B->weight.t());
-  EXPECT_LE((layer->forward(x) - expected).abs().max().item<double>(), kTolerance);
+  // The same products in the same order: equal up to a few fp32 roundings of values near 10.
+  EXPECT_LE((layer->forward(x) - expected).abs().max().item<double>(), 1e-5);
   layer->set_adapter_enabled(false);
   EXPECT_LE((layer->forward(x) - (torch::matmul(x, layer->weight.t()) + layer->bias)).abs().max().item<double>(), 1e-6);
 }

@@ -27,6 +27,7 @@ constexpr const char* kUsage =
     "  recipe schedule RECIPE.toml                        the learning rate of every step (CSV)\n"
     "  score --model DIR --data IN.jsonl --out OUT.jsonl  log-probs of chosen and rejected completions\n"
     "  merge --model DIR --adapter DIR --out DIR          fold a LoRA adapter into the model\n"
+    "  init-model --preset NAME --out DIR                 a random Llama-shaped model, HF format\n"
     "\n"
     "options:\n"
     "  -h, --help     show this help (after a command: that command's help)\n"
@@ -59,7 +60,8 @@ int main(int argc, char** argv) {
 
   const std::map<std::string, int (*)(const cli::Args&)> commands = {
       {"train", cli::run_train}, {"plan", cli::run_plan}, {"plugins", cli::run_plugins},
-      {"recipe", cli::run_recipe}, {"score", cli::run_score}, {"merge", cli::run_merge}};
+      {"recipe", cli::run_recipe}, {"score", cli::run_score}, {"merge", cli::run_merge},
+      {"init-model", cli::run_init_model}};
   auto it = commands.find(command);
   if (it == commands.end()) {
     std::vector<std::string> names;

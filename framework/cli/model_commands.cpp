@@ -9,6 +9,7 @@
 #include <alignkit/logprobs.hpp>
 #include <alignkit/lora.hpp>
 #include <alignkit/model_loader.hpp>
+#include <alignkit/safetensors.hpp>
 
 #include "../host/recipe_validator.hpp"
 #include "command_line.hpp"
@@ -204,6 +205,91 @@ int run_merge(const Args& args) {
   for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"})
     if (fs::exists(model_dir / file)) fs::copy_file(model_dir / file, out / file, fs::copy_options::overwrite_existing);
   std::cerr << fmt::format("merged a rank-{} adapter into {}\n", config.r, out.string());
+  return kOk;
+}
+
+namespace {
+
+// Llama-shaped presets: tiny for tests and demos, the rest sized like well-known models (the
+// large ones are for planning: --config-only writes no weights).
+struct Preset {
+  const char* name;
+  std::int64_t vocab, hidden, intermediate, layers, heads, kv_heads;
+  bool tied;
+};
+constexpr Preset kPresets[] = {
+    {"tiny", 300, 64, 128, 2, 4, 2, false},
+    {"small-125m", 32000, 768, 2048, 12, 12, 12, true},   // roughly SmolLM-135M-shaped
+    {"1b", 128256, 2048, 8192, 16, 32, 8, true},         // Llama-3.2-1B-shaped
+    {"8b", 128256, 4096, 14336, 32, 32, 8, false},       // Llama-3.1-8B-shaped
+    {"70b", 128256, 8192, 28672, 80, 64, 8, false},      // Llama-3.1-70B-shaped
+};
+
+}  // namespace
+
+int run_init_model(const Args& args) {
+  std::string names;
+  for (const auto& p : kPresets) names += std::string(names.empty() ? "" : ", ") + p.name;
+  CommandLine command_line(
+      "alignkit init-model --preset NAME --out DIR [--seed N] [--config-only]\n\n"
+      "Writes a randomly initialised LlamaForCausalLM in Hugging Face format (config.json +\n"
+      "model.safetensors; weights ~ N(0, 0.02), norms 1, as transformers initialises), so demos and\n"
+      "tests never need a download. Presets: " + names + ".",
+      CommandLine::no_recipe);
+  command_line.add()("preset", po::value<std::string>()->required(), "Model size")(
+      "out", po::value<std::string>()->required(), "Output model directory")(
+      "seed", po::value<std::int64_t>()->default_value(0), "Seed of the random weights")(
+      "config-only", "Write config.json only (for planning large models)");
+  if (!command_line.parse(args)) return kOk;
+  const std::string preset_name = command_line.get<std::string>("preset");
+  const Preset* preset = nullptr;
+  for (const auto& p : kPresets)
+    if (preset_name == p.name) preset = &p;
+  if (!preset) throw UsageError(fmt::format("unknown preset '{}'; presets: {}", preset_name, names));
+  const fs::path out = command_line.get<std::string>("out");
+  fs::create_directories(out);
+  const nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}},
+                                 {"model_type", "llama"},
+                                 {"vocab_size", preset->vocab},
+                                 {"hidden_size", preset->hidden},
+                                 {"intermediate_size", preset->intermediate},
+                                 {"num_hidden_layers", preset->layers},
+                                 {"num_attention_heads", preset->heads},
+                                 {"num_key_value_heads", preset->kv_heads},
+                                 {"head_dim", preset->hidden / preset->heads},
+                                 {"max_position_embeddings", 2048},
+                                 {"rms_norm_eps", 1e-5},
+                                 {"rope_theta", 10000.0},
+                                 {"hidden_act", "silu"},
+                                 {"tie_word_embeddings", preset->tied},
+                                 {"initializer_range", 0.02},
+                                 {"bos_token_id", 1},
+                                 {"eos_token_id", 2},
+                                 {"torch_dtype", "float32"}};
+  write_file_atomically(out / "config.json", config.dump(2) + "\n");
+  if (command_line.has("config-only")) return kOk;
+
+  torch::manual_seed(static_cast<std::uint64_t>(command_line.get<std::int64_t>("seed")));
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  const std::int64_t h = preset->hidden, d = preset->hidden / preset->heads;
+  auto normal = [](std::vector<std::int64_t> shape) { return torch::randn(shape) * 0.02; };
+  tensors.emplace_back("model.embed_tokens.weight", normal({preset->vocab, h}));
+  for (std::int64_t i = 0; i < preset->layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    tensors.emplace_back(p + "self_attn.q_proj.weight", normal({preset->heads * d, h}));
+    tensors.emplace_back(p + "self_attn.k_proj.weight", normal({preset->kv_heads * d, h}));
+    tensors.emplace_back(p + "self_attn.v_proj.weight", normal({preset->kv_heads * d, h}));
+    tensors.emplace_back(p + "self_attn.o_proj.weight", normal({h, preset->heads * d}));
+    tensors.emplace_back(p + "mlp.gate_proj.weight", normal({preset->intermediate, h}));
+    tensors.emplace_back(p + "mlp.up_proj.weight", normal({preset->intermediate, h}));
+    tensors.emplace_back(p + "mlp.down_proj.weight", normal({h, preset->intermediate}));
+    tensors.emplace_back(p + "input_layernorm.weight", torch::ones({h}));
+    tensors.emplace_back(p + "post_attention_layernorm.weight", torch::ones({h}));
+  }
+  tensors.emplace_back("model.norm.weight", torch::ones({h}));
+  if (!preset->tied) tensors.emplace_back("lm_head.weight", normal({preset->vocab, h}));
+  safetensors::save(out / "model.safetensors", tensors, {{"format", "pt"}});
+  std::cerr << fmt::format("wrote a {} model to {}\n", preset->name, out.string());
   return kOk;
 }
 
