@@ -22,11 +22,7 @@ const fs::path kOracle = testing::source_dir() / "tests/fixtures/oracle";
 // The task's bound for fp32 logits against transformers.
 constexpr double kLogitTolerance = 1e-4;
 
-struct Loader {
-  testing::RecipeFixture fixture{"[model]\nloader = \"hf\"\npath = \"m\"\n"};
-  std::shared_ptr<ModelLoader> loader = fixture.registry.create<ModelLoader>(*fixture.recipe.plugins.at("model"),
-                                                                             fixture.recipe.section("model"));
-};
+using Loader = testing::HfLoader;
 
 Loader& loader() {
   static Loader instance;

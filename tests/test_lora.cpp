@@ -24,10 +24,7 @@ const fs::path kLlama = testing::source_dir() / "tests/fixtures/oracle/llama";
 // OpenBLAS may split sums differently under load): the task's fp32 logit bound, 1e-4.
 constexpr double kTolerance = 1e-4;
 
-struct Models {
-  testing::RecipeFixture fixture{"[model]\nloader = \"hf\"\npath = \"m\"\n"};
-  std::shared_ptr<ModelLoader> loader =
-      fixture.registry.create<ModelLoader>(*fixture.recipe.plugins.at("model"), fixture.recipe.section("model"));
+struct Models : testing::HfLoader {
   std::shared_ptr<CausalLM> load() { return loader->load(kLlama, LoadOptions{}); }
 };
 

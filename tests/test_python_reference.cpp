@@ -36,11 +36,7 @@ TEST(PythonReference, ReproducesTransformersOwnLogits) {
   }
 }
 
-struct Models {
-  testing::RecipeFixture fixture{"[model]\nloader = \"hf\"\npath = \"m\"\n"};
-  std::shared_ptr<ModelLoader> loader =
-      fixture.registry.create<ModelLoader>(*fixture.recipe.plugins.at("model"), fixture.recipe.section("model"));
-};
+using Models = testing::HfLoader;
 
 // A batch the fixtures do not have: 3 rows of 13 with 0, 4 and 9 left pads.
 std::pair<torch::Tensor, torch::Tensor> random_batch() {

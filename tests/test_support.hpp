@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/model_loader.hpp>
 
 #include "host/plugin_registry.hpp"
 #include "host/recipe_validator.hpp"
@@ -36,6 +37,13 @@ struct RecipeFixture {
   TempDir dir;
   PluginRegistry registry;
   ValidatedRecipe recipe;
+};
+
+// The build tree's `hf` model loader, selected through a [model] section as a recipe would.
+struct HfLoader {
+  RecipeFixture fixture{"[model]\nloader = \"hf\"\npath = \"m\"\n"};
+  std::shared_ptr<ModelLoader> loader =
+      fixture.registry.create<ModelLoader>(*fixture.recipe.plugins.at("model"), fixture.recipe.section("model"));
 };
 
 struct CommandResult {
