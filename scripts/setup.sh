@@ -15,7 +15,10 @@ target=${1:-all}
 packages=(cmake ninja-build g++ ccache python3 python3-torch clang libclang-rt-14-dev
           libtorch-dev libboost-dev libboost-program-options-dev libboost-filesystem-dev
           libtomlplusplus-dev libfmt-dev libgtest-dev nlohmann-json3-dev
-          libopenblas0-openmp libblas3)
+          libopenblas0-openmp libblas3 libpcre2-dev libicu-dev)
+# Node.js runs Hugging Face's own tokenizer and chat-template code as the tests' oracle; a machine
+# that already has a node (e.g. from nodesource) keeps it.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,6 +30,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo=(sudo)
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The oracles' npm packages, pinned by tests/js/package-lock.json; reinstalled only when it changes.
+if [ ! -f tests/js/node_modules/.package-lock.json ] ||
+   ! cmp -s tests/js/package-lock.json tests/js/node_modules/.installed-lock.json; then
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json)
 fi
 
 # ccache's default folder is per user, so fresh clones on this machine share it.

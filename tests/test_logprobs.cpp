@@ -32,15 +32,35 @@ TEST(TokenLogProbs, ChunkedEqualsTheFullLogSoftmax) {
 }
 
 TEST(TokenLogProbs, GradientsMatchTheFullLogSoftmax) {
+  // The chunked function recomputes each chunk's logits in backward (custom autograd); its
+  // gradients for the hidden states and the output matrix must equal plain autograd through a
+  // full log-softmax, for an arbitrary upstream gradient and chunk sizes that do and do not
+  // divide the positions. Same fp32 operations grouped differently: 1e-5.
   torch::manual_seed(3);
   const auto hidden = torch::randn({9, 8}, torch::requires_grad());
-  const auto weight = torch::randn({20, 8});
+  const auto weight = torch::randn({20, 8}, torch::requires_grad());
   const auto labels = torch::randint(0, 20, {9});
-  token_logprobs(hidden, weight, labels, 4).logps.sum().backward();
-  const auto chunked = hidden.grad().clone();
-  hidden.grad().zero_();
-  torch::log_softmax(torch::matmul(hidden, weight.t()), -1).gather(-1, labels.unsqueeze(-1)).sum().backward();
-  EXPECT_LE((chunked - hidden.grad()).abs().max().item<double>(), 1e-5);
+  const auto upstream = torch::randn({9});
+  torch::log_softmax(torch::matmul(hidden, weight.t()), -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+      .backward(upstream);
+  const auto expected_hidden = hidden.grad().clone(), expected_weight = weight.grad().clone();
+  for (std::int64_t chunk : {1, 4, 9, 0}) {
+    hidden.grad().zero_();
+    weight.grad().zero_();
+    token_logprobs(hidden, weight, labels, chunk).logps.backward(upstream);
+    EXPECT_LE((hidden.grad() - expected_hidden).abs().max().item<double>(), 1e-5) << "chunk " << chunk;
+    EXPECT_LE((weight.grad() - expected_weight).abs().max().item<double>(), 1e-5) << "chunk " << chunk;
+  }
+}
+
+TEST(TokenLogProbs, FrozenOutputMatrixGetsNoGradient) {
+  // LoRA training freezes lm_head: backward must not compute (or allocate) its [V, H] gradient.
+  torch::manual_seed(4);
+  const auto hidden = torch::randn({5, 8}, torch::requires_grad());
+  const auto weight = torch::randn({20, 8});
+  token_logprobs(hidden, weight, torch::randint(0, 20, {5}), 2).logps.sum().backward();
+  EXPECT_TRUE(hidden.grad().defined());
+  EXPECT_FALSE(weight.grad().defined());
 }
 
 TEST(CompletionBatch, LaysOutPromptThenCompletionFromColumnZero) {

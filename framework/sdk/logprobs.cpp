@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include <torch/autograd.h>
+
 namespace alignkit {
 
 CompletionBatch make_completion_batch(const std::vector<std::vector<std::int64_t>>& prompts,
@@ -30,24 +32,74 @@ CompletionBatch make_completion_batch(const std::vector<std::vector<std::int64_t
   return batch;
 }
 
+namespace {
+
+// log p(label) a chunk of positions at a time, forward and backward, so only one chunk's
+// [chunk, V] logits exist at once in either direction. Backward recomputes the chunk's logits:
+// d logp / d logits = onehot(label) - softmax(logits).
+class ChunkedLogProbs : public torch::autograd::Function<ChunkedLogProbs> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
+                               const torch::Tensor& weight, const torch::Tensor& labels, std::int64_t chunk,
+                               torch::Tensor* logit_sums) {
+    ctx->save_for_backward({hidden, weight, labels});
+    ctx->saved_data["chunk"] = chunk;
+    const auto m = hidden.size(0);
+    auto logps = torch::empty({m}, hidden.options().dtype(torch::kFloat32));
+    auto sums = torch::empty({m}, hidden.options().dtype(torch::kFloat32));
+    for (std::int64_t start = 0; start < m; start += chunk) {
+      const auto end = std::min(m, start + chunk);
+      // Logits in the compute dtype, then fp32, as transformers' `logits.float()`.
+      const auto logits = torch::matmul(hidden.slice(0, start, end), weight.t()).to(torch::kFloat32);
+      const auto label = labels.slice(0, start, end).unsqueeze(-1);
+      logps.slice(0, start, end).copy_(logits.gather(-1, label).squeeze(-1) - torch::logsumexp(logits, -1));
+      sums.slice(0, start, end).copy_(logits.sum(-1));
+    }
+    *logit_sums = sums;
+    return logps;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &hidden = saved[0], &weight = saved[1], &labels = saved[2];
+    const auto chunk = ctx->saved_data["chunk"].toInt();
+    const auto& grad = grad_outputs[0];
+    const bool want_hidden = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
+    torch::Tensor grad_hidden, grad_weight;
+    if (want_hidden) grad_hidden = torch::empty_like(hidden);
+    if (want_weight) grad_weight = torch::zeros(weight.sizes(), weight.options().dtype(torch::kFloat32));
+    const auto m = hidden.size(0);
+    for (std::int64_t start = 0; start < m; start += chunk) {
+      const auto end = std::min(m, start + chunk);
+      const auto h = hidden.slice(0, start, end);
+      const auto logits = torch::matmul(h, weight.t()).to(torch::kFloat32);
+      auto grad_logits = torch::softmax(logits, -1).neg_();
+      grad_logits.scatter_add_(-1, labels.slice(0, start, end).unsqueeze(-1),
+                               torch::ones({end - start, 1}, grad_logits.options()));
+      grad_logits.mul_(grad.slice(0, start, end).unsqueeze(-1));
+      const auto g = grad_logits.to(weight.scalar_type());
+      if (want_hidden) grad_hidden.slice(0, start, end).copy_(torch::matmul(g, weight));
+      if (want_weight) grad_weight.add_(torch::matmul(g.t(), h).to(torch::kFloat32));
+    }
+    if (want_weight) grad_weight = grad_weight.to(weight.scalar_type());
+    return {grad_hidden, grad_weight, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& labels,
                              std::int64_t chunk) {
   const auto m = hidden.size(0);
   if (chunk <= 0) chunk = std::max<std::int64_t>(m, 1);
-  std::vector<torch::Tensor> logps, sums;
-  for (std::int64_t start = 0; start < m; start += chunk) {
-    const auto end = std::min(m, start + chunk);
-    // Only this chunk's [chunk, V] logits exist at once; the log-softmax is taken in fp32.
-    const auto logits = torch::matmul(hidden.slice(0, start, end), weight.t()).to(torch::kFloat32);
-    const auto label = labels.slice(0, start, end).unsqueeze(-1);
-    logps.push_back(logits.gather(-1, label).squeeze(-1) - torch::logsumexp(logits, -1));
-    sums.push_back(logits.sum(-1));
-  }
-  if (logps.empty()) {
+  if (m == 0) {
     const auto empty = torch::zeros({0}, hidden.options().dtype(torch::kFloat32));
     return {empty, empty};
   }
-  return {torch::cat(logps), torch::cat(sums)};
+  torch::Tensor sums;
+  auto logps = ChunkedLogProbs::apply(hidden, weight, labels, chunk, &sums);
+  return {logps, sums};
 }
 
 CompletionScores score_completions(CausalLM& model, const CompletionBatch& batch, LogProbReduction reduction,

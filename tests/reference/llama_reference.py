@@ -13,6 +13,11 @@ usage: llama_reference.py --model DIR [--adapter DIR] --inputs IN.safetensors
                           --expect EXPECTED.safetensors [--expect-key logits] --tolerance T
                           [--dtype float32|bfloat16]
 Exit 0 when max |reference - expected| over real (mask == 1) positions is within T.
+
+       llama_reference.py --model DIR --inputs IN.safetensors --generate N
+Greedy generation of N tokens from left-padded prompts, as transformers' generate does it
+(positions = cumsum(mask) - 1), but recomputing the whole sequence each step (no KV cache).
+Prints one JSON list of new token ids per row.
 """
 import argparse
 import json
@@ -99,7 +104,7 @@ class Model:
             y = y + ((x.to(torch.float32) @ a.t() @ b.t()) * self.scaling).to(y.dtype)
         return y
 
-    def forward(self, ids, mask):
+    def forward(self, ids, mask, pos=None):
         cfg = self.cfg
         heads = cfg["num_attention_heads"]
         kv_heads = cfg.get("num_key_value_heads", heads)
@@ -108,7 +113,8 @@ class Model:
         qwen3 = self.arch.startswith("Qwen3")
         b, t = ids.shape
         h = self.w["model.embed_tokens.weight"][ids]
-        pos = torch.arange(t).unsqueeze(0).expand(b, t)
+        if pos is None:
+            pos = torch.arange(t).unsqueeze(0).expand(b, t)
         freqs = pos.float()[..., None] * inv_freq(cfg, head_dim)[None, None, :]
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos().to(self.dtype)[:, None], emb.sin().to(self.dtype)[:, None]
@@ -148,18 +154,39 @@ class Model:
         return h @ head.t()
 
 
+def generate_greedy(model, ids, mask, new_tokens):
+    rows = [[] for _ in range(ids.shape[0])]
+    for _ in range(new_tokens):
+        pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        nxt = model.forward(ids, mask, pos)[:, -1].float().argmax(-1)
+        for row, token in zip(rows, nxt.tolist()):
+            row.append(token)
+        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--adapter")
     parser.add_argument("--inputs", required=True)
-    parser.add_argument("--expect", required=True)
+    parser.add_argument("--expect")
+    parser.add_argument("--generate", type=int)
     parser.add_argument("--expect-key", default="logits")
-    parser.add_argument("--tolerance", type=float, required=True)
+    parser.add_argument("--tolerance", type=float)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     inputs = read_safetensors(args.inputs)
+    if args.generate:
+        with torch.no_grad():
+            model = Model(args.model, args.adapter, dtype)
+            for row in generate_greedy(model, inputs["input_ids"], inputs["attention_mask"], args.generate):
+                print(json.dumps(row))
+        return 0
+    if args.expect is None or args.tolerance is None:
+        parser.error("--expect and --tolerance are needed to compare")
     expected = read_safetensors(args.expect)[args.expect_key].to(torch.float32)
     with torch.no_grad():
         got = Model(args.model, args.adapter, dtype).forward(inputs["input_ids"], inputs["attention_mask"]).float()

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <alignkit/atomic_file.hpp>
+#include <alignkit/checkpoint.hpp>
 #include <alignkit/dataset.hpp>
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/generation.hpp>
 #include <alignkit/logprobs.hpp>
 #include <alignkit/lora.hpp>
 #include <alignkit/loss.hpp>

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/types.h>
@@ -30,9 +31,23 @@ struct ModelDescription {
   bool tied_embeddings = false;
 };
 
+// How a frozen base model's projection weights are stored (alignkit/quantization.hpp).
+enum class BaseQuantization { none, int8, nf4, nf4_double_quant };
+
 struct LoadOptions {
   torch::Device device = torch::kCPU;
-  torch::ScalarType dtype = torch::kFloat32;
+  torch::ScalarType dtype = torch::kFloat32;  // compute dtype: fp32, bf16 or fp16
+  // Quantizes the decoder's projections as each is loaded, so the full-precision model never
+  // exists at once; embeddings, norms and the output head stay in `dtype` (as QLoRA keeps them).
+  BaseQuantization quantization = BaseQuantization::none;
+};
+
+// Keys and values of the positions seen so far, for incremental decoding. The model allocates
+// the per-layer tensors on first use, sized for `capacity` positions; callers only read `length`.
+struct KVCache {
+  std::int64_t capacity = 0;  // positions the cache can hold
+  std::int64_t length = 0;    // positions filled
+  std::vector<torch::Tensor> keys, values;  // per layer [batch, kv_heads, capacity, head_dim]
 };
 
 // A causal language model: token ids in, hidden states and an output matrix out. Logits are
@@ -49,6 +64,17 @@ class CausalLM : public torch::nn::Module {
   // or a classification head's score matrix.
   virtual torch::Tensor output_weight() = 0;
   virtual const ModelDescription& description() const = 0;
+
+  // The incremental form for generation: input_ids [batch, t] are positions cache.length ..
+  // cache.length + t - 1; attention_mask [batch, cache.length + t] covers cached and new
+  // positions; position_ids [batch, t] are required (left padding shifts them). Appends this
+  // step's keys and values to the cache and returns the new positions' hidden states.
+  virtual torch::Tensor hidden_states_cached(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                             const torch::Tensor& position_ids, KVCache& cache) = 0;
+
+  // Recompute each decoder layer's activations in backward instead of keeping them (training
+  // only; a no-op under NoGradGuard or in eval mode).
+  virtual void set_gradient_checkpointing(bool enabled) = 0;
 
   // Full logits [batch, seq, outputs].
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

@@ -4,7 +4,10 @@
 #include <limits>
 #include <numbers>
 
+#include <fmt/format.h>
 #include <torch/nn/functional/activation.h>
+
+#include <alignkit/checkpoint.hpp>
 
 namespace alignkit::hf {
 
@@ -77,7 +80,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask) {
+                                     const torch::Tensor& mask, KVCache* cache, std::size_t layer) {
   const auto b = x.size(0), t = x.size(1);
   auto q = q_proj(x).view({b, t, heads_, head_dim_});
   auto k = k_proj(x).view({b, t, kv_heads_, head_dim_});
@@ -91,6 +94,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
   q = q * c + rotate_half(q) * s;
   k = k * c + rotate_half(k) * s;
+  if (cache) {
+    const auto past = cache->length;
+    if (cache->keys.size() <= layer) cache->keys.resize(layer + 1), cache->values.resize(layer + 1);
+    auto& keys = cache->keys[layer];
+    auto& values = cache->values[layer];
+    if (!keys.defined()) {
+      keys = torch::zeros({b, kv_heads_, cache->capacity, head_dim_}, k.options());
+      values = torch::zeros({b, kv_heads_, cache->capacity, head_dim_}, v.options());
+    }
+    if (past + t > cache->capacity)
+      throw std::out_of_range(fmt::format("KV cache of {} positions is full ({} cached, {} more)", cache->capacity,
+                                          past, t));
+    keys.slice(2, past, past + t).copy_(k);
+    values.slice(2, past, past + t).copy_(v);
+    k = keys.slice(2, 0, past + t);
+    v = values.slice(2, 0, past + t);
+  }
   k = repeat_kv(k, heads_ / kv_heads_);
   v = repeat_kv(v, heads_ / kv_heads_);
   auto scores = torch::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(head_dim_))) + mask;
@@ -115,8 +135,8 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                        const torch::Tensor& mask) {
-  auto h = x + self_attn(input_layernorm(x), cos, sin, mask);
+                                        const torch::Tensor& mask, KVCache* cache, std::size_t layer) {
+  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, cache, layer);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -128,35 +148,49 @@ DecoderModelImpl::DecoderModelImpl(const ModelConfig& c) : config_(c), inv_freq_
 }
 
 torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                        const torch::Tensor& position_ids) {
+                                        const torch::Tensor& position_ids, KVCache* cache) {
   const auto b = input_ids.size(0), t = input_ids.size(1);
+  const auto past = cache ? cache->length : 0;
   auto h = embed_tokens(input_ids);
   const auto dtype = h.scalar_type();
   const auto device = h.device();
+  const auto int64 = torch::dtype(torch::kInt64).device(device);
 
-  auto positions = position_ids.defined() ? position_ids : torch::arange(t, torch::dtype(torch::kInt64).device(device))
-                                                               .unsqueeze(0)
-                                                               .expand({b, t});
+  auto positions = position_ids.defined() ? position_ids : torch::arange(past, past + t, int64).unsqueeze(0).expand({b, t});
   // Rope tables in fp32, then cast to the compute dtype (transformers' LlamaRotaryEmbedding).
   auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(device).view({1, 1, -1});
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos().to(dtype), sin = emb.sin().to(dtype);
 
-  // Additive mask [B, 1, T, T]: a query sees earlier keys that are not padding (and, with a
-  // sliding window, no further back than the window).
-  auto query = torch::arange(t, torch::dtype(torch::kInt64).device(device)).view({t, 1});
-  auto key = torch::arange(t, torch::dtype(torch::kInt64).device(device)).view({1, t});
+  // Additive mask [B, 1, T, past + T]: a query sees earlier keys that are not padding (and, with
+  // a sliding window, no further back than the window). Indices are cache slots.
+  auto query = torch::arange(past, past + t, int64).view({t, 1});
+  auto key = torch::arange(past + t, int64).view({1, past + t});
   auto allowed = key <= query;
   if (config_.sliding_window) allowed = allowed.logical_and(query - key < *config_.sliding_window);
-  auto visible = allowed.view({1, 1, t, t});
-  if (attention_mask.defined()) visible = visible.logical_and(attention_mask.to(torch::kBool).view({b, 1, 1, t}));
+  auto visible = allowed.view({1, 1, t, past + t});
+  if (attention_mask.defined())
+    visible = visible.logical_and(attention_mask.to(torch::kBool).view({b, 1, 1, past + t}));
   const double lowest = dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest()
                         : dtype == torch::kBFloat16 ? -3.3895313892515355e38
                         : dtype == torch::kFloat16  ? -65504.0
                                                     : static_cast<double>(std::numeric_limits<float>::lowest());
-  auto mask = torch::zeros({b, 1, t, t}, torch::dtype(dtype).device(device)).masked_fill(visible.logical_not(), lowest);
+  auto mask = torch::zeros({b, 1, t, past + t}, torch::dtype(dtype).device(device))
+                  .masked_fill(visible.logical_not(), lowest);
 
-  for (const auto& layer : *layers) h = layer->as<DecoderLayer>()->forward(h, cos, sin, mask);
+  const bool recompute = gradient_checkpointing && is_training() && !cache && torch::GradMode::is_enabled();
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    auto layer = std::dynamic_pointer_cast<DecoderLayerImpl>(layers->ptr(i));
+    if (recompute) {
+      h = checkpoint([layer, cos, sin, mask, i](const torch::Tensor& x) {
+                       return layer->forward(x, cos, sin, mask, nullptr, i);
+                     },
+                     h, layer->parameters());
+    } else {
+      h = layer->forward(h, cos, sin, mask, cache, i);
+    }
+  }
+  if (cache) cache->length += t;
   return norm(h);
 }
 
@@ -172,6 +206,12 @@ DecoderLM::DecoderLM(ModelConfig config) : config_(std::move(config)), descripti
 torch::Tensor DecoderLM::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                        const torch::Tensor& position_ids) {
   return model->forward(input_ids, attention_mask, position_ids);
+}
+
+torch::Tensor DecoderLM::hidden_states_cached(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                              const torch::Tensor& position_ids, KVCache& cache) {
+  if (cache.capacity <= 0) throw std::invalid_argument("hidden_states_cached: the cache has no capacity");
+  return model->forward(input_ids, attention_mask, position_ids, &cache);
 }
 
 torch::Tensor DecoderLM::output_weight() {

@@ -32,9 +32,10 @@ TORCH_MODULE(RMSNorm);
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
-  // x: [B, T, hidden]; cos, sin: [B, T, head_dim]; mask: additive [B, 1, T, T].
+  // x: [B, T, hidden]; cos, sin: [B, T, head_dim]; mask: additive [B, 1, T, past + T]. With a
+  // cache, this step's keys and values are written at positions past..past+T-1 of layer `layer`.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& mask, KVCache* cache, std::size_t layer);
 
   AdaptableLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only
@@ -56,7 +57,7 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& mask, KVCache* cache, std::size_t layer);
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -67,11 +68,13 @@ TORCH_MODULE(DecoderLayer);
 class DecoderModelImpl : public torch::nn::Module {
  public:
   explicit DecoderModelImpl(const ModelConfig& config);
+  // Without a cache: attention_mask [B, T]. With one: see CausalLM::hidden_states_cached.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                        const torch::Tensor& position_ids);
+                        const torch::Tensor& position_ids, KVCache* cache = nullptr);
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
+  bool gradient_checkpointing = false;
 
  private:
   ModelConfig config_;
@@ -86,6 +89,9 @@ class DecoderLM : public CausalLM {
   // An undefined position_ids means 0..T-1 for every row, as transformers does by default.
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                               const torch::Tensor& position_ids) override;
+  torch::Tensor hidden_states_cached(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                     const torch::Tensor& position_ids, KVCache& cache) override;
+  void set_gradient_checkpointing(bool enabled) override { model->gradient_checkpointing = enabled; }
   // lm_head, the embedding when tied, or the classification head's score matrix.
   torch::Tensor output_weight() override;
   const ModelDescription& description() const override { return description_; }
