@@ -51,7 +51,8 @@ std::pair<torch::Tensor, torch::Tensor> random_batch() {
 
 // Writes the batch and alignkit's logits, then asks the reference to compare.
 testing::CommandResult compare(const TempDir& dir, CausalLM& model, const fs::path& model_dir, double tolerance,
-                               const std::string& dtype, const fs::path& adapter = {}) {
+                               const std::string& dtype, const fs::path& adapter = {},
+                               const std::string& quantize = {}) {
   const auto [ids, mask] = random_batch();
   // The reference uses positions 0..T-1 for every row, as transformers does without position_ids.
   torch::NoGradGuard no_grad;
@@ -62,6 +63,7 @@ testing::CommandResult compare(const TempDir& dir, CausalLM& model, const fs::pa
                                     "--expect", (dir.path() / "expected.safetensors").string(), "--tolerance",
                                     std::to_string(tolerance), "--dtype", dtype};
   if (!adapter.empty()) args.insert(args.end(), {"--adapter", adapter.string()});
+  if (!quantize.empty()) args.insert(args.end(), {"--quantize", quantize});
   return reference(args);
 }
 
@@ -95,6 +97,34 @@ TEST(PythonReference, LoraForwardMatchesPeftSemantics) {
     save_peft_adapter(*model, config, dir.path() / "adapter", arch);
     auto r = compare(dir, *model, kOracle / arch, kFp32Tolerance, "float32", dir.path() / "adapter");
     EXPECT_EQ(r.exit_code, 0) << arch << ": " << r.output;
+  }
+}
+
+TEST(PythonReference, QuantizedBaseWithLoraMatchesAnIndependentQuantizer) {
+  // QLoRA: NF4 (or int8) projections dequantized on the fly, fp32 adapters on top. The reference
+  // quantizes with its own code (nearest code value by argmin rather than our bucketize over
+  // midpoints), so equal logits mean equal codes; the compute is fp32 on the same dequantized
+  // weights, hence the fp32 bound.
+  Models m;
+  for (const auto& [arch, kind, name] : {std::tuple{"llama", BaseQuantization::nf4, "nf4"},
+                                         std::tuple{"qwen3", BaseQuantization::nf4, "nf4"},
+                                         std::tuple{"qwen2", BaseQuantization::int8, "int8"}}) {
+    TempDir dir;
+    auto model = m.loader->load(kOracle / arch, LoadOptions{torch::kCPU, torch::kFloat32, kind});
+    LoraConfig config;
+    config.r = 4;
+    config.alpha = 8;
+    config.target_modules = {"q_proj", "v_proj", "up_proj"};
+    apply_lora(*model, config);
+    torch::manual_seed(10);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& item : model->named_parameters())
+        if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
+    }
+    save_peft_adapter(*model, config, dir.path() / "adapter", arch);
+    auto r = compare(dir, *model, kOracle / arch, kFp32Tolerance, "float32", dir.path() / "adapter", name);
+    EXPECT_EQ(r.exit_code, 0) << arch << " " << name << ": " << r.output;
   }
 }
 

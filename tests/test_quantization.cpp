@@ -4,7 +4,11 @@
 
 #include <cmath>
 
+#include <alignkit/logprobs.hpp>
+#include <alignkit/lora.hpp>
 #include <alignkit/quantization.hpp>
+
+#include "test_support.hpp"
 
 namespace alignkit {
 namespace {
@@ -82,6 +86,52 @@ TEST(Int8, ErrorIsAtMostHalfAStepPerRow) {
   EXPECT_TRUE(((back - w).abs() <= bound).all().item<bool>());
   EXPECT_EQ(q.storage_bytes(), 17 * 40 + 17 * 4);
   EXPECT_THROW(quantize_int8(torch::randn({3})), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace alignkit
+
+// QLoRA wiring: the hf loader quantizes the decoder's projections as they load.
+namespace alignkit {
+namespace {
+
+TEST(QuantizedModel, ProjectionsAreStoredQuantizedAndOnlyAdaptersTrain) {
+  testing::HfLoader m;
+  const auto dir = testing::source_dir() / "tests/fixtures/oracle/llama";
+  auto full = m.loader->load(dir, LoadOptions{});
+  auto model = m.loader->load(dir, LoadOptions{torch::kCPU, torch::kFloat32, BaseQuantization::nf4_double_quant});
+  std::int64_t params = 0, bytes = 0;
+  for (const auto& item : model->named_modules())
+    if (auto* linear = dynamic_cast<AdaptableLinearImpl*>(item.value().get())) {
+      EXPECT_TRUE(linear->quantized()) << item.key();
+      params += linear->in_features() * linear->out_features();
+      bytes += linear->base_weight_bytes();
+      // Dequantized on the fly, each weight equals the round trip of the full one.
+      const auto* reference = dynamic_cast<AdaptableLinearImpl*>(full->named_modules()[item.key()].get());
+      EXPECT_TRUE(torch::equal(linear->base_weight(torch::kFloat32),
+                               dequantize(quantize_nf4(reference->weight, true), torch::kFloat32)))
+          << item.key();
+    }
+  // The fixture's layers are small, so the per-tensor constants weigh a little more than 4.127
+  // bits; the bound is the published figure plus one fp32 scale and mean per tensor.
+  EXPECT_LT(8.0 * bytes / params, 4.127 + 8.0 * 8 * 7 * 2 / params);
+
+  LoraConfig config;
+  config.target_modules = {"q_proj", "v_proj"};
+  apply_lora(*model, config);
+  model->train();
+  const auto batch = make_completion_batch({{3, 9, 27}}, {{7, 49}});
+  score_completions(*model, batch).logps.sum().backward();
+  for (const auto& item : model->named_parameters())
+    EXPECT_EQ(item.value().grad().defined(), item.key().find("lora_") != std::string::npos) << item.key();
+
+  // Saving a quantized model is refused; merging dequantizes into an ordinary layer.
+  testing::TempDir out;
+  EXPECT_THROW(m.loader->save(*model, out.path()), DiagnosticError);
+  merge_lora(*model);
+  for (const auto& item : model->named_modules())
+    if (auto* linear = dynamic_cast<AdaptableLinearImpl*>(item.value().get()); linear && !linear->quantized())
+      EXPECT_EQ(linear->weight.sizes(), (torch::IntArrayRef{linear->out_features(), linear->in_features()}));
 }
 
 }  // namespace

@@ -22,14 +22,44 @@ double LoraConfig::scaling() const {
   return use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
 }
 
-AdaptableLinearImpl::AdaptableLinearImpl(std::int64_t in_features, std::int64_t out_features, bool with_bias) {
+AdaptableLinearImpl::AdaptableLinearImpl(std::int64_t in_features, std::int64_t out_features, bool with_bias)
+    : in_features_(in_features), out_features_(out_features) {
   // Not initialised: loaders overwrite every weight, and initialising a 7B model first costs minutes.
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
   if (with_bias) bias = register_parameter("bias", torch::empty({out_features}));
 }
 
+torch::Tensor AdaptableLinearImpl::base_weight(torch::ScalarType dtype) const {
+  if (const auto* q = std::get_if<Nf4Weight>(&quantized_)) return dequantize(*q, dtype);
+  if (const auto* q = std::get_if<Int8Weight>(&quantized_)) return dequantize(*q, dtype);
+  return weight;
+}
+
+std::int64_t AdaptableLinearImpl::base_weight_bytes() const {
+  if (const auto* q = std::get_if<Nf4Weight>(&quantized_)) return q->storage_bytes();
+  if (const auto* q = std::get_if<Int8Weight>(&quantized_)) return q->storage_bytes();
+  return weight.numel() * static_cast<std::int64_t>(weight.element_size());
+}
+
+void AdaptableLinearImpl::quantize_base(BaseQuantization kind, const torch::Tensor& full_weight) {
+  if (full_weight.sizes() != torch::IntArrayRef{out_features_, in_features_})
+    throw std::invalid_argument("quantize_base: the weight's shape is not the layer's");
+  switch (kind) {
+    case BaseQuantization::none: return;
+    case BaseQuantization::int8: quantized_ = quantize_int8(full_weight); break;
+    case BaseQuantization::nf4: quantized_ = quantize_nf4(full_weight, false); break;
+    case BaseQuantization::nf4_double_quant: quantized_ = quantize_nf4(full_weight, true); break;
+  }
+  base_dtype_ = full_weight.scalar_type();
+  torch::NoGradGuard no_grad;
+  weight.set_data(torch::empty({0}, full_weight.options()));
+  weight.set_requires_grad(false);
+}
+
 torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
-  auto y = torch::matmul(x, weight.t());
+  // Dequantized per call: the full-precision copy lives only for this product (and, under
+  // gradient checkpointing, is made again in backward).
+  auto y = torch::matmul(x, quantized() ? base_weight(x.scalar_type()).t() : weight.t());
   if (bias.defined()) y = y + bias;
   if (has_lora() && adapter_enabled_) {
     const auto dropped = lora_dropout > 0 ? torch::dropout(x, lora_dropout, is_training()) : x;
@@ -45,8 +75,8 @@ void AdaptableLinearImpl::attach_lora(std::int64_t r, double scaling, double dro
   auto make = [](std::int64_t in, std::int64_t out) {
     return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
   };
-  lora_A = register_module("lora_A", make(weight.size(1), r));  // kaiming_uniform(a=sqrt(5)), as PEFT
-  lora_B = register_module("lora_B", make(r, weight.size(0)));
+  lora_A = register_module("lora_A", make(in_features_, r));  // kaiming_uniform(a=sqrt(5)), as PEFT
+  lora_B = register_module("lora_B", make(r, out_features_));
   torch::NoGradGuard no_grad;
   lora_B->weight.zero_();
   // Adapters train in fp32 whatever the base dtype (QLoRA's and PEFT's practice).
@@ -60,6 +90,10 @@ void AdaptableLinearImpl::merge_lora() {
   if (!has_lora()) return;
   {
     torch::NoGradGuard no_grad;
+    if (quantized()) {
+      weight.set_data(base_weight(base_dtype_));
+      quantized_ = std::monostate{};
+    }
     weight.add_((torch::matmul(lora_B->weight, lora_A->weight) * lora_scaling).to(weight.scalar_type()));
   }
   unregister_module("lora_A");

@@ -11,7 +11,7 @@ new shapes and other dtypes.
 
 usage: llama_reference.py --model DIR [--adapter DIR] --inputs IN.safetensors
                           --expect EXPECTED.safetensors [--expect-key logits] --tolerance T
-                          [--dtype float32|bfloat16]
+                          [--dtype float32|bfloat16] [--quantize nf4|int8]
 Exit 0 when max |reference - expected| over real (mask == 1) positions is within T.
 
        llama_reference.py --model DIR --inputs IN.safetensors --generate N
@@ -47,6 +47,34 @@ def read_safetensors(path):
     return out
 
 
+# QLoRA's NF4 code values (Dettmers et al., 2023, appendix E), ascending.
+NF4_CODES = torch.tensor([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
+                          -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+                          0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+                          0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0])
+
+
+def nf4_roundtrip(w):
+    """Each block of 64 scaled by its absmax, each value replaced by the nearest code (fp32 absmax)."""
+    flat = w.float().reshape(-1)
+    pad = (-flat.numel()) % 64
+    blocks = torch.cat([flat, flat.new_zeros(pad)]).view(-1, 64)
+    absmax = blocks.abs().amax(1, keepdim=True)
+    absmax = torch.where(absmax > 0, absmax, torch.ones_like(absmax))
+    nearest = ((blocks / absmax)[..., None] - NF4_CODES).abs().argmin(-1)
+    return (NF4_CODES[nearest] * absmax).reshape(-1)[:flat.numel()].view(w.shape).to(w.dtype)
+
+
+def int8_roundtrip(w):
+    """Per output row: scale = absmax / 127, q = round(w / scale)."""
+    scale = w.float().abs().amax(1, keepdim=True) / 127
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (torch.round(w.float() / scale).clamp(-127, 127) * scale).to(w.dtype)
+
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 def rms_norm(x, weight, eps):
     dtype = x.dtype
     h = x.to(torch.float32)
@@ -78,13 +106,18 @@ def rotate_half(x):
 
 
 class Model:
-    def __init__(self, model_dir, adapter_dir=None, dtype=torch.float32):
+    def __init__(self, model_dir, adapter_dir=None, dtype=torch.float32, quantize=None):
         with open(f"{model_dir}/config.json") as f:
             self.cfg = json.load(f)
         self.arch = self.cfg["architectures"][0]
         self.w = {k: v.to(dtype) if v.is_floating_point() else v
                   for k, v in read_safetensors(f"{model_dir}/model.safetensors").items()}
         self.dtype = dtype
+        if quantize:  # the decoder's projections only; embeddings, norms and the head stay as they are
+            roundtrip = nf4_roundtrip if quantize == "nf4" else int8_roundtrip
+            for k in list(self.w):
+                if k.startswith("model.layers.") and k.endswith(".weight") and k.split(".")[-2] in PROJECTIONS:
+                    self.w[k] = roundtrip(self.w[k])
         self.lora = {}
         if adapter_dir:
             with open(f"{adapter_dir}/adapter_config.json") as f:
@@ -176,6 +209,7 @@ def main():
     parser.add_argument("--expect-key", default="logits")
     parser.add_argument("--tolerance", type=float)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--quantize", choices=["nf4", "int8"])
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     inputs = read_safetensors(args.inputs)
@@ -189,7 +223,7 @@ def main():
         parser.error("--expect and --tolerance are needed to compare")
     expected = read_safetensors(args.expect)[args.expect_key].to(torch.float32)
     with torch.no_grad():
-        got = Model(args.model, args.adapter, dtype).forward(inputs["input_ids"], inputs["attention_mask"]).float()
+        got = Model(args.model, args.adapter, dtype, args.quantize).forward(inputs["input_ids"], inputs["attention_mask"]).float()
     keep = inputs["attention_mask"].bool()[..., None].expand_as(got)
     worst = (got - expected).abs()[keep].max().item()
     print(f"{args.model}{' + ' + args.adapter if args.adapter else ''} ({args.dtype}): max |diff| {worst:.3g} "

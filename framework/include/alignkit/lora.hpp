@@ -12,11 +12,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
+
+#include <alignkit/model_loader.hpp>
+#include <alignkit/quantization.hpp>
 
 namespace alignkit {
 
@@ -44,8 +48,21 @@ class AdaptableLinearImpl : public torch::nn::Module {
   bool has_lora() const { return !lora_A.is_empty(); }
   void set_adapter_enabled(bool enabled) { adapter_enabled_ = enabled; }
   bool adapter_enabled() const { return adapter_enabled_; }
-  // Folds s * B A into the weight and removes the adapter.
+  // Folds s * B A into the weight and removes the adapter. A quantized base is dequantized first
+  // into the dtype it was loaded in, so the merged layer is unquantized.
   void merge_lora();
+
+  // Replaces the frozen weight by its int8 or NF4 form (QLoRA); forward then dequantizes it to the
+  // input's dtype on the fly. The "weight" parameter stays registered, empty and frozen, so
+  // names and LoRA attachment are unchanged; a quantized layer cannot be saved as a model.
+  void quantize_base(BaseQuantization kind, const torch::Tensor& full_weight);
+  bool quantized() const { return !std::holds_alternative<std::monostate>(quantized_); }
+  // The base weight in `dtype`: the weight itself, or its dequantized form.
+  torch::Tensor base_weight(torch::ScalarType dtype) const;
+  // Bytes the base weight occupies (quantized codes and constants, or the plain weight).
+  std::int64_t base_weight_bytes() const;
+  std::int64_t in_features() const { return in_features_; }
+  std::int64_t out_features() const { return out_features_; }
 
   torch::Tensor weight, bias;               // "weight" [out, in], "bias" [out] when present
   torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};  // when an adapter is attached
@@ -54,6 +71,9 @@ class AdaptableLinearImpl : public torch::nn::Module {
 
  private:
   bool adapter_enabled_ = true;
+  std::int64_t in_features_, out_features_;
+  std::variant<std::monostate, Int8Weight, Nf4Weight> quantized_;
+  torch::ScalarType base_dtype_ = torch::kFloat32;  // the dtype the base was loaded in
 };
 TORCH_MODULE(AdaptableLinear);
 

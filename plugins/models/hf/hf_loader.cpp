@@ -2,6 +2,8 @@
 // directory: config.json plus model.safetensors or sharded safetensors with an index.
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include <alignkit/atomic_file.hpp>
 #include <alignkit/model_loader.hpp>
 #include <alignkit/recipe_section.hpp>
@@ -30,6 +32,11 @@ class HfLoader final : public alignkit::ModelLoader {
     const auto* decoder = dynamic_cast<const alignkit::hf::DecoderLM*>(&model);
     if (!decoder)
       throw alignkit::DiagnosticError(alignkit::make_error("the hf loader saves only models it loaded"));
+    for (const auto& item : model.named_modules())
+      if (auto* linear = dynamic_cast<const alignkit::AdaptableLinearImpl*>(item.value().get()); linear && linear->quantized())
+        throw alignkit::DiagnosticError(alignkit::make_error(
+            fmt::format("'{}' holds a quantized base weight; a saved model would lose precision silently", item.key()),
+            "load the model unquantized to merge and save it (alignkit merge does)"));
     for (const auto& item : model.named_parameters())
       if (item.key().find(".lora_") != std::string::npos)
         throw alignkit::DiagnosticError(alignkit::make_error(

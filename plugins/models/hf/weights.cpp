@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <alignkit/lora.hpp>
 #include <alignkit/safetensors.hpp>
 
 namespace alignkit::hf {
@@ -67,6 +68,11 @@ void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOpti
   const auto where = locate_tensors(dir, files);
   std::set<std::string> used;
   torch::NoGradGuard no_grad;
+  // The decoder's projections, quantized one at a time as they load when asked to.
+  std::map<std::string, AdaptableLinearImpl*> quantize;
+  if (options.quantization != BaseQuantization::none)
+    for (const auto& item : module.named_modules())
+      if (auto* linear = dynamic_cast<AdaptableLinearImpl*>(item.value().get())) quantize[item.key() + ".weight"] = linear;
   for (auto& item : module.named_parameters(true)) {
     const std::string& name = item.key();
     auto it = where.find(name);
@@ -78,7 +84,10 @@ void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOpti
     if (tensor.sizes() != item.value().sizes())
       fail(it->second, fmt::format("tensor '{}' has shape {}, the config implies {}", name,
                                    fmt::join(tensor.sizes(), "x"), fmt::join(item.value().sizes(), "x")));
-    item.value().set_data(tensor.to(options.device, options.dtype));
+    if (auto q = quantize.find(name); q != quantize.end())
+      q->second->quantize_base(options.quantization, tensor.to(options.device, options.dtype));
+    else
+      item.value().set_data(tensor.to(options.device, options.dtype));
     used.insert(name);
   }
   // lm_head.weight in the file of a tied model is the embedding again (some writers keep it).
