@@ -15,7 +15,7 @@ target=${1:-all}
 packages=(cmake ninja-build g++ ccache python3 python3-torch clang libclang-rt-14-dev
           libtorch-dev libboost-dev libboost-program-options-dev libboost-filesystem-dev
           libtomlplusplus-dev libfmt-dev libgtest-dev nlohmann-json3-dev
-          libopenblas0-openmp libblas3 libpcre2-dev libicu-dev)
+          libopenblas0-openmp libblas3 libpcre2-dev libicu-dev zlib1g-dev)
 # Node.js runs Hugging Face's own tokenizer and chat-template code as the tests' oracle; a machine
 # that already has a node (e.g. from nodesource) keeps it.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

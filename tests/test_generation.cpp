@@ -9,6 +9,7 @@
 
 #include <alignkit/generation.hpp>
 #include <alignkit/safetensors.hpp>
+#include <alignkit/tokenizer.hpp>
 
 #include "test_support.hpp"
 
@@ -178,6 +179,70 @@ TEST(Generation, WarpersFollowTransformersOrderAndCutoffs) {
 
   config.temperature = 0;
   EXPECT_THROW(config.check(), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace alignkit
+
+namespace alignkit {
+namespace {
+
+TEST(GenerateCommand, CompletesTextPromptsWithTheModelsOwnTokenizer) {
+  testing::TempDir dir;
+  const auto model_dir = dir.path() / "tiny";
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--out", model_dir.string()}).exit_code, 0);
+  // The byte-level tokenizer round-trips any UTF-8 text and adds BOS only when asked.
+  const auto tokenizer = Tokenizer::from_directory(model_dir);
+  for (const std::string text : {"Hello the world", "naïve café, 日本語 🙂", "  two  spaces\nand a line"}) {
+    EXPECT_EQ(tokenizer.decode(tokenizer.encode(text, false)), text);
+    EXPECT_EQ(tokenizer.encode(text, true).front(), *tokenizer.bos_token_id());
+  }
+
+  auto r = testing::run_alignkit({"generate", "--model", model_dir.string(), "--prompt", "Hello the world", "--prompt",
+                                  "Hi", "--max-new-tokens", "6", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.stdout_text);
+  testing::HfLoader m;
+  auto model = m.loader->load(model_dir, LoadOptions{});
+  GenerationConfig config = greedy(6);
+  config.eos_token_ids = {2, 260};
+  const auto expected = generate(*model, {tokenizer.encode("Hello the world", false), tokenizer.encode("Hi", false)}, config);
+  for (std::size_t i = 0; i < 2; ++i) {
+    std::string line;
+    ASSERT_TRUE(std::getline(lines, line)) << r.output;
+    const auto json = nlohmann::json::parse(line);
+    EXPECT_EQ(json.at("completion_ids").get<std::vector<std::int64_t>>(), expected.tokens[i]);
+    EXPECT_EQ(json.at("completion").get<std::string>(), tokenizer.decode(expected.tokens[i], true));
+  }
+
+  r = testing::run_alignkit({"generate", "--model", model_dir.string(), "--prompt", "Hi", "--top-p", "1.5", "--do-sample"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("top_p must be in (0, 1]"), std::string::npos) << r.output;
+  r = testing::run_alignkit({"generate", "--model", model_dir.string(), "--prompt-ids", "1,2,x"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = testing::run_alignkit({"generate", "--model", model_dir.string(), "--prompt-ids", "1,999"});
+  EXPECT_NE(r.output.find("outside the model's vocabulary of 300"), std::string::npos) << r.output;
+}
+
+TEST(GenerateCommand, Float16OnACpuWithoutHalfMatmulIsRefusedBeforeLoading) {
+  // Debian's LibTorch 1.13 has no fp16 matrix product on the CPU; a 2.x build does, and then the
+  // command runs. Either way it never dies inside a kernel.
+  testing::TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--out", (dir.path() / "m").string()}).exit_code, 0);
+  const auto r = testing::run_alignkit({"generate", "--model", (dir.path() / "m").string(), "--prompt-ids", "1,5",
+                                        "--dtype", "float16", "--max-new-tokens", "2"});
+  bool half_matmul = true;
+  try {
+    (void)torch::matmul(torch::ones({2, 2}, torch::kFloat16), torch::ones({2, 2}, torch::kFloat16));
+  } catch (const std::exception&) {
+    half_matmul = false;
+  }
+  if (half_matmul) {
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  } else {
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("float16 compute is not available on the CPU"), std::string::npos) << r.output;
+  }
 }
 
 }  // namespace

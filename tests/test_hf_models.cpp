@@ -8,6 +8,7 @@
 
 #include <alignkit/model_loader.hpp>
 #include <alignkit/safetensors.hpp>
+#include <alignkit/value_head.hpp>
 
 #include "host/recipe_validator.hpp"
 #include "test_support.hpp"
@@ -67,6 +68,32 @@ TEST(HfModel, SequenceClassificationScoresMatchTransformers) {
   const auto last = (torch::arange(ids.size(1)) * (ids != 0)).argmax(-1);
   const auto pooled = token_scores.index({torch::arange(ids.size(0)), last});
   EXPECT_LE((pooled - golden.tensor("scores")).abs().max().item<double>(), kLogitTolerance);
+  // The SDK's pooling (by attention mask) finds the same positions.
+  EXPECT_LE((sequence_scores(*model, ids, mask) - golden.tensor("scores")).abs().max().item<double>(), kLogitTolerance);
+}
+
+TEST(ValueHead, OneValuePerPositionSavedUnderTrlNames) {
+  auto model = loader().loader->load(kOracle / "llama", LoadOptions{});
+  torch::manual_seed(3);
+  ValueHead head(model->description().hidden_size, 0.0);
+  const auto ids = torch::randint(3, 200, {2, 6});
+  const auto mask = torch::ones({2, 6}, torch::kInt64);
+  torch::NoGradGuard no_grad;
+  const auto hidden = model->hidden_states(ids, mask, torch::Tensor());
+  const auto values = head->forward(hidden);
+  ASSERT_EQ(values.sizes(), (torch::IntArrayRef{2, 6}));
+  const auto expected = torch::matmul(hidden, head->summary->weight.t()).squeeze(-1) + head->summary->bias;
+  EXPECT_LE((values - expected).abs().max().item<double>(), 1e-6);
+
+  testing::TempDir dir;
+  head->save(dir.path() / "v_head.safetensors");
+  const auto file = safetensors::File::open(dir.path() / "v_head.safetensors");
+  EXPECT_TRUE(file.find("v_head.summary.weight") && file.find("v_head.summary.bias"));
+  ValueHead again(model->description().hidden_size, 0.0);
+  again->load(dir.path() / "v_head.safetensors");
+  EXPECT_TRUE(torch::equal(again->forward(hidden), values));
+  ValueHead wrong(8, 0.0);
+  EXPECT_THROW(wrong->load(dir.path() / "v_head.safetensors"), DiagnosticError);
 }
 
 TEST(HfModel, ModelOutlivesTheRegistryThatLoadedIt) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/logprobs.hpp>
+#include <alignkit/tokenizer.hpp>
 
 #include "test_support.hpp"
 
@@ -157,6 +158,46 @@ TEST(ScoreCommand, BadInputNamesTheFileAndLine) {
   r = testing::run_alignkit({"score", "--model", (testing::source_dir() / "tests/fixtures/oracle/llama_seqcls").string(),
                              "--data", data.string(), "--out", (dir.path() / "o").string()});
   EXPECT_NE(r.output.find("score needs a causal LM"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace alignkit
+
+namespace alignkit {
+namespace {
+
+TEST(ScoreCommand, TextFieldsAreTokenizedAsTrlDoes) {
+  // Text is tokenized like TRL's tokenize_row for a decoder-only model: prompt without special
+  // tokens, EOS after each completion; the same example given as those ids scores identically.
+  testing::TempDir dir;
+  const auto model = dir.path() / "tiny";
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--out", model.string()}).exit_code, 0);
+  const auto tokenizer = Tokenizer::from_directory(model);
+  auto ids = [&](const std::string& text, bool eos) {
+    auto v = tokenizer.encode(text, false);
+    if (eos) v.push_back(*tokenizer.eos_token_id());
+    return nlohmann::json(v);
+  };
+  const nlohmann::json text = {{"prompt", "The capital of France is"}, {"chosen", " Paris."}, {"rejected", " Rome, of course."}};
+  const nlohmann::json tokens = {{"prompt_ids", ids("The capital of France is", false)},
+                                 {"chosen_ids", ids(" Paris.", true)},
+                                 {"rejected_ids", ids(" Rome, of course.", true)}};
+  const auto data = dir.write("data.jsonl", text.dump() + "\n" + tokens.dump() + "\n");
+  auto r = testing::run_alignkit({"score", "--model", model.string(), "--data", data.string(), "--out",
+                                  (dir.path() / "out.jsonl").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rows = read_jsonl(dir.path() / "out.jsonl");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["chosen_tokens"], tokens["chosen_ids"].size());
+  EXPECT_EQ(rows[0]["chosen_logps"], rows[1]["chosen_logps"]);
+  EXPECT_EQ(rows[0]["rejected_logps"], rows[1]["rejected_logps"]);
+
+  // The oracle model directories carry no tokenizer: text there is refused with the line.
+  r = testing::run_alignkit({"score", "--model", (testing::source_dir() / "tests/fixtures/oracle/llama").string(), "--data",
+                             data.string(), "--out", (dir.path() / "o.jsonl").string()});
+  EXPECT_NE(r.output.find(data.string() + ":1: error: text fields (prompt, chosen, rejected) need a tokenizer"),
+            std::string::npos)
+      << r.output;
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "../host/recipe_schema.hpp"
 #include "../host/recipe_validator.hpp"
 #include "../host/run_directory.hpp"
+#include "../host/trainer.hpp"
 #include "../host/runtime_setup.hpp"
 #include "../host/text_match.hpp"
 #include "command_line.hpp"
@@ -232,11 +233,11 @@ int run_train(const Args& args) {
   configure_runtime(static_cast<int>(loaded->recipe.section("run").get_int("threads")));
   const fs::path dir = run_directory(loaded->recipe, command_line.has("output") ? command_line.get<std::string>("output") : "");
   prepare_run_directory(dir, loaded->recipe);
-  // The offline training loop (issue 6) starts here; this build has the host, the recipe and the
-  // plugin path, and stops after writing the run folder.
-  std::cerr << fmt::format("error: this build of alignkit has no training loop yet; {} holds the effective recipe\n",
-                           dir.string());
-  return kFailure;
+  std::cerr << fmt::format("run folder: {}\n", dir.string());
+  const auto outcome = train(loaded->recipe, loaded->registry, dir);
+  std::cerr << fmt::format("done: {} steps; metrics in {}, outputs in {}\n", outcome.steps,
+                           (dir / "metrics.jsonl").string(), outcome.final_dir.string());
+  return kOk;
 }
 
 int run_plan(const Args& args) {

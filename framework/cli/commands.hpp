@@ -25,6 +25,9 @@ int run_recipe(const Args& args);  // recipe check | keys | show | schedule
 int run_score(const Args& args);
 int run_merge(const Args& args);
 int run_init_model(const Args& args);
+int run_tokenize(const Args& args);     // text_commands.cpp
+int run_chat_format(const Args& args);  // text_commands.cpp
+int run_generate(const Args& args);
 
 // Runs a command, printing what it throws and mapping it to an exit code.
 int guarded(const std::function<int()>& command);

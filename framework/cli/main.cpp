@@ -26,8 +26,11 @@ constexpr const char* kUsage =
     "  recipe show RECIPE.toml                            the effective recipe\n"
     "  recipe schedule RECIPE.toml                        the learning rate of every step (CSV)\n"
     "  score --model DIR --data IN.jsonl --out OUT.jsonl  log-probs of chosen and rejected completions\n"
+    "  generate --model DIR --prompt TEXT                 complete prompts (greedy or sampled)\n"
     "  merge --model DIR --adapter DIR --out DIR          fold a LoRA adapter into the model\n"
     "  init-model --preset NAME --out DIR                 a random Llama-shaped model, HF format\n"
+    "  tokenize --tokenizer DIR (--text T | --file F)     text to token ids (--decode: ids to text)\n"
+    "  chat-format --tokenizer DIR --messages F.json      a conversation through the chat template\n"
     "\n"
     "options:\n"
     "  -h, --help     show this help (after a command: that command's help)\n"
@@ -61,7 +64,8 @@ int main(int argc, char** argv) {
   const std::map<std::string, int (*)(const cli::Args&)> commands = {
       {"train", cli::run_train}, {"plan", cli::run_plan}, {"plugins", cli::run_plugins},
       {"recipe", cli::run_recipe}, {"score", cli::run_score}, {"merge", cli::run_merge},
-      {"init-model", cli::run_init_model}};
+      {"init-model", cli::run_init_model}, {"generate", cli::run_generate},
+      {"tokenize", cli::run_tokenize}, {"chat-format", cli::run_chat_format}};
   auto it = commands.find(command);
   if (it == commands.end()) {
     std::vector<std::string> names;

@@ -10,45 +10,19 @@
 #include <alignkit/lora.hpp>
 #include <alignkit/model_loader.hpp>
 #include <alignkit/safetensors.hpp>
+#include <alignkit/tokenizer.hpp>
 
 #include "../host/recipe_validator.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
+#include "model_loading.hpp"
+#include "text/tokenizer/byte_level.hpp"
 
 namespace alignkit::cli {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-struct LoadedModel {
-  std::shared_ptr<ModelLoader> loader;
-  std::shared_ptr<CausalLM> model;
-};
-
-// A model loader plugin and the model it loads, selected as a recipe's [model] section would be.
-LoadedModel load_model(const std::string& loader_name, const fs::path& dir, PluginRegistry& registry) {
-  RecipeTree tree;
-  tree.file = "<command line>";
-  auto set = [&](const char* key, const std::string& value) {
-    RecipeLeaf leaf;
-    leaf.value = std::make_shared<toml::value<std::string>>(value);
-    leaf.key_where = leaf.value_where = SourceLocation{key[0] == 'l' ? "--loader" : "--model", 1, 1};
-    leaf.source_line = value;
-    leaf.base_dir = fs::current_path();
-    tree.leaves[KeyPath{"model", key}] = std::move(leaf);
-  };
-  set("loader", loader_name);
-  set("path", dir.string());
-  const auto recipe = validate_recipe(std::move(tree), registry);
-  const auto* plugin = recipe.plugins.at("model");
-  auto loader = registry.create<ModelLoader>(*plugin, recipe.section("model"));
-  const auto path = recipe.section("model").get_path("path");
-  auto model = call_plugin(*plugin, "to load the model", [&] { return loader->load(path, LoadOptions{}); });
-  if (!model) throw DiagnosticError(plugin_failure(*plugin, "to load the model", "the loader returned no model"));
-  model->eval();
-  return {loader, PluginRegistry::keep_loaded(*plugin, std::move(model))};
-}
 
 struct ScoreExample {
   std::vector<std::int64_t> prompt, chosen, rejected;
@@ -73,7 +47,7 @@ std::vector<std::int64_t> id_list(const nlohmann::json& line, const char* key, c
   return ids;
 }
 
-std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab_size) {
+std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab_size, const Tokenizer* tokenizer) {
   std::ifstream in(path);
   if (!in) throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0}, "cannot be read"});
   std::vector<ScoreExample> examples;
@@ -89,15 +63,32 @@ std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab
     }
     if (!line.is_object())
       throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0}, "not a JSON object"});
+    ScoreExample example;
+    example.id = line.value("id", nlohmann::json());
     if (line.contains("prompt") || line.contains("chosen") || line.contains("rejected")) {
-      Diagnostic d{Severity::error, SourceLocation{path.string(), number, 0},
-                   "text fields (prompt, chosen, rejected) need a tokenizer, which this build does not have yet"};
-      d.help = "give token ids as prompt_ids, chosen_ids and rejected_ids";
-      throw DiagnosticError(std::move(d));
+      if (!tokenizer) {
+        Diagnostic d{Severity::error, SourceLocation{path.string(), number, 0},
+                     "text fields (prompt, chosen, rejected) need a tokenizer, and the model directory has none"};
+        d.help = "give --tokenizer DIR, or token ids as prompt_ids, chosen_ids and rejected_ids";
+        throw DiagnosticError(std::move(d));
+      }
+      // As TRL's DPOTrainer.tokenize_row for a decoder-only model: no special tokens on the
+      // prompt, EOS appended to each completion.
+      auto text = [&](const char* key) {
+        if (!line.contains(key) || !line.at(key).is_string())
+          throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0},
+                                           fmt::format("'{}' must be a string", key)});
+        return line.at(key).get<std::string>();
+      };
+      example.prompt = tokenizer->encode(text("prompt"), false);
+      example.chosen = tokenizer->encode(text("chosen"), false);
+      example.rejected = tokenizer->encode(text("rejected"), false);
+      if (const auto eos = tokenizer->eos_token_id()) example.chosen.push_back(*eos), example.rejected.push_back(*eos);
+    } else {
+      example.prompt = id_list(line, "prompt_ids", path.string(), number);
+      example.chosen = id_list(line, "chosen_ids", path.string(), number);
+      example.rejected = id_list(line, "rejected_ids", path.string(), number);
     }
-    ScoreExample example{id_list(line, "prompt_ids", path.string(), number),
-                         id_list(line, "chosen_ids", path.string(), number),
-                         id_list(line, "rejected_ids", path.string(), number), line.value("id", nlohmann::json())};
     if (example.prompt.empty() || example.chosen.empty() || example.rejected.empty())
       throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0},
                                        "prompt_ids, chosen_ids and rejected_ids must not be empty (the first "
@@ -117,8 +108,10 @@ std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab
 
 int run_score(const Args& args) {
   CommandLine command_line(
-      "alignkit score --model DIR --data IN.jsonl --out OUT.jsonl [--loader hf] [--batch-size N]\n\n"
-      "Each input line holds prompt_ids, chosen_ids and rejected_ids (lists of token ids). Each output\n"
+      "alignkit score --model DIR --data IN.jsonl --out OUT.jsonl [--tokenizer DIR] [--loader hf] [--batch-size N]\n\n"
+      "Each input line holds prompt, chosen and rejected as text (tokenized as TRL's DPOTrainer does for a\n"
+      "decoder-only model: no special tokens on the prompt, EOS after each completion) or prompt_ids,\n"
+      "chosen_ids and rejected_ids (lists of token ids, used as they are). Each output\n"
       "line holds, for chosen and rejected: <side>_logps (summed log-prob of the completion tokens, as\n"
       "TRL's concatenated_forward), <side>_logps_mean (per token), <side>_tokens and\n"
       "<side>_mean_logits (mean logit over completion positions and the vocabulary).",
@@ -127,6 +120,7 @@ int run_score(const Args& args) {
       "data", po::value<std::string>()->required(), "Input JSONL")("out", po::value<std::string>()->required(),
                                                                    "Output JSONL (written atomically)")(
       "loader", po::value<std::string>()->default_value("hf"), "Model-loader plugin")(
+      "tokenizer", po::value<std::string>(), "Tokenizer directory for text fields (default: the model's)")(
       "batch-size", po::value<int>()->default_value(8), "Examples per forward pass");
   if (!command_line.parse(args)) return kOk;
   const int batch_size = command_line.get<int>("batch-size");
@@ -144,7 +138,13 @@ int run_score(const Args& args) {
         fmt::format("{}: score needs a causal LM, but this model's head has {} outputs, not the vocabulary",
                     command_line.get<std::string>("model"), model->output_weight().size(0)),
         "a ...ForSequenceClassification model scores sequences, not tokens"));
-  const auto examples = read_examples(command_line.get<std::string>("data"), model->description().vocab_size);
+  const fs::path tokenizer_dir =
+      command_line.has("tokenizer") ? fs::path(command_line.get<std::string>("tokenizer")) : fs::path(command_line.get<std::string>("model"));
+  std::optional<Tokenizer> tokenizer;
+  if (command_line.has("tokenizer") || fs::exists(tokenizer_dir / "tokenizer.json"))
+    tokenizer = Tokenizer::from_directory(tokenizer_dir);
+  const auto examples = read_examples(command_line.get<std::string>("data"), model->description().vocab_size,
+                                      tokenizer ? &*tokenizer : nullptr);
 
   torch::NoGradGuard no_grad;
   std::string out;
@@ -225,6 +225,71 @@ constexpr Preset kPresets[] = {
     {"70b", 128256, 8192, 28672, 80, 64, 8, false},      // Llama-3.1-70B-shaped
 };
 
+// The byte-level BPE tokenizer init-model writes beside the weights (Llama 3's layout, small):
+// ids 0-2 pad/BOS/EOS, 3-258 the 256 bytes in GPT-2's byte alphabet, 259-260 ChatML's turn
+// markers, then merges of frequent English pairs while the vocabulary has room. It is a real
+// tokenizer.json, so every path (encode, decode, chat template, datasets) runs on a fresh model.
+constexpr const char* kMerges[] = {
+    "Ġ t", "h e", "i n", "Ġ a", "e r", "o n", "Ġt he", "r e", "a t", "o r", "e n", "Ġ s", "Ġ w", "Ġ o",
+    "i s", "i t", "e s", "Ġ c", "a n", "Ġ b", "Ġ f", "Ġ p", "o u", "a l", "in g", "Ġ m", "e d", "Ġ i",
+    "Ġa n", "Ġan d", "Ġ h", "Ġ d", "l e", "a r", "Ġo f", "Ġt o", "Ġi n", "s t", "Ġ l", "Ġ n"};
+constexpr const char* kChatTemplate =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+void write_byte_level_tokenizer(const fs::path& out, std::int64_t vocab_size) {
+  const std::vector<std::string> specials = {"<|pad|>", "<|begin_of_text|>", "<|end_of_text|>"};
+  const std::vector<std::string> chat = {"<|im_start|>", "<|im_end|>"};
+  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array(), merges = nlohmann::json::array();
+  std::int64_t next = 0;
+  auto add_special = [&](const std::string& content) {
+    vocab[content] = next;
+    added.push_back({{"id", next++}, {"content", content}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  };
+  for (const auto& s : specials) add_special(s);
+  const auto& alphabet = tokenizer::byte_level_alphabet();
+  for (int byte = 0; byte < 256; ++byte) vocab[alphabet.utf8_of_byte[byte]] = next++;
+  for (const auto& s : chat) add_special(s);
+  for (const char* merge : kMerges) {
+    if (next >= vocab_size) break;
+    const std::string pair = merge;
+    const auto space = pair.find(' ');
+    vocab[pair.substr(0, space) + pair.substr(space + 1)] = next++;
+    merges.push_back(pair);
+  }
+  const nlohmann::json bos = {{"SpecialToken", {{"id", specials[1]}, {"type_id", 0}}}};
+  const nlohmann::json tokenizer = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"pair", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, bos, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"special_tokens", {{specials[1], {{"id", specials[1]}, {"ids", {1}}, {"tokens", {specials[1]}}}}}}}},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+        {"vocab", vocab}, {"merges", merges}}}};
+  write_file_atomically(out / "tokenizer.json", tokenizer.dump(2) + "\n");
+  const nlohmann::json config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                                 {"bos_token", specials[1]},
+                                 {"eos_token", specials[2]},
+                                 {"pad_token", specials[0]},
+                                 {"model_max_length", 2048},
+                                 {"clean_up_tokenization_spaces", false},
+                                 {"chat_template", kChatTemplate}};
+  write_file_atomically(out / "tokenizer_config.json", config.dump(2) + "\n");
+  // A chat turn ends with <|im_end|>, plain text with EOS: generation stops at either.
+  const nlohmann::json generation = {{"bos_token_id", 1}, {"eos_token_id", {2, vocab["<|im_end|>"]}}, {"pad_token_id", 0}};
+  write_file_atomically(out / "generation_config.json", generation.dump(2) + "\n");
+}
+
 }  // namespace
 
 int run_init_model(const Args& args) {
@@ -233,8 +298,9 @@ int run_init_model(const Args& args) {
   CommandLine command_line(
       "alignkit init-model --preset NAME --out DIR [--seed N] [--config-only]\n\n"
       "Writes a randomly initialised LlamaForCausalLM in Hugging Face format (config.json +\n"
-      "model.safetensors; weights ~ N(0, 0.02), norms 1, as transformers initialises), so demos and\n"
-      "tests never need a download. Presets: " + names + ".",
+      "model.safetensors; weights ~ N(0, 0.02), norms 1, as transformers initialises) with a small\n"
+      "byte-level BPE tokenizer (tokenizer.json, tokenizer_config.json with a ChatML template,\n"
+      "generation_config.json), so demos and tests never need a download. Presets: " + names + ".",
       CommandLine::no_recipe);
   command_line.add()("preset", po::value<std::string>()->required(), "Model size")(
       "out", po::value<std::string>()->required(), "Output model directory")(
@@ -267,6 +333,7 @@ int run_init_model(const Args& args) {
                                  {"eos_token_id", 2},
                                  {"torch_dtype", "float32"}};
   write_file_atomically(out / "config.json", config.dump(2) + "\n");
+  write_byte_level_tokenizer(out, preset->vocab);
   if (command_line.has("config-only")) return kOk;
 
   torch::manual_seed(static_cast<std::uint64_t>(command_line.get<std::int64_t>("seed")));

@@ -24,11 +24,83 @@ std::vector<SectionSchema> make_sections() {
                     .doc = "CPU threads for tensor operations; 0 uses every core this process may "
                            "run on.", .min = 0, .max = 1024},
                }});
-  s.push_back({"training", "The length of the run.",
+  s.push_back({"training", "The training loop: length, batches, sequence lengths, precision and logging (TRL's names and defaults).",
                {
                    {.key = "max_steps", .type = OptionType::integer,
                     .doc = "Optimizer updates to run. Schedulers stretch over this many steps.",
                     .min = 1, .max = 1e12},
+                   {.key = "per_device_train_batch_size", .type = OptionType::integer, .default_value = "8",
+                    .doc = "Examples per micro-batch (a preference pair counts once; its chosen and "
+                           "rejected completions run in one forward).", .min = 1, .max = 1e6},
+                   {.key = "gradient_accumulation_steps", .type = OptionType::integer, .default_value = "1",
+                    .doc = "Micro-batches per optimizer update.", .min = 1, .max = 1e6},
+                   {.key = "max_length", .type = OptionType::integer, .default_value = "1024",
+                    .doc = "Longest prompt + completion in tokens; longer rows are truncated per "
+                           "truncation_mode.", .min = 2},
+                   {.key = "max_prompt_length", .type = OptionType::integer, .default_value = "512",
+                    .doc = "Longest prompt in tokens; longer prompts keep their end (TRL).", .min = 1},
+                   {.key = "max_completion_length", .type = OptionType::integer,
+                    .doc = "Longest completion in tokens (EOS included); unset: no limit of its own.", .min = 1},
+                   {.key = "truncation_mode", .type = OptionType::string, .default_value = "\"keep_end\"",
+                    .doc = "What a row longer than max_length keeps: `keep_end` drops tokens from the "
+                           "prompt's start, `keep_start` drops them from the completion's end.",
+                    .choices = "keep_end|keep_start"},
+                   {.key = "precision", .type = OptionType::string, .default_value = "\"float32\"",
+                    .doc = "Compute dtype of the models: `float32`, `bfloat16` or `float16` (CUDA). "
+                           "Trainable adapters stay float32.",
+                    .choices = "float32|bfloat16|float16"},
+                   {.key = "gradient_checkpointing", .type = OptionType::boolean, .default_value = "false",
+                    .doc = "Recompute each decoder layer in backward instead of keeping its activations."},
+                   {.key = "logprob_chunk", .type = OptionType::integer, .default_value = "256",
+                    .doc = "Positions per chunk when computing vocabulary log-probs (0: all at once).",
+                    .min = 0},
+                   {.key = "logging_steps", .type = OptionType::integer, .default_value = "10",
+                    .doc = "Optimizer steps per metrics line (metrics are averaged over the window).", .min = 1},
+                   {.key = "eval_steps", .type = OptionType::integer, .default_value = "0",
+                    .doc = "Evaluate on the eval split every this many steps, and at the end; 0: only "
+                           "at the end (when there is an eval split).", .min = 0},
+                   {.key = "per_device_eval_batch_size", .type = OptionType::integer, .default_value = "8",
+                    .doc = "Examples per evaluation batch.", .min = 1},
+               }});
+  s.push_back({"lora", "LoRA adapters on the policy (PEFT's names and defaults). Absent or enabled = false: full fine-tuning.",
+               {
+                   {.key = "enabled", .type = OptionType::boolean, .default_value = "true",
+                    .doc = "Train LoRA adapters instead of every weight."},
+                   {.key = "r", .type = OptionType::integer, .default_value = "8", .doc = "Adapter rank.",
+                    .min = 1, .max = 65536},
+                   {.key = "alpha", .type = OptionType::floating, .default_value = "8.0",
+                    .doc = "lora_alpha: the update is scaled by alpha / r (or alpha / sqrt(r)).", .min = 0,
+                    .min_exclusive = true},
+                   {.key = "dropout", .type = OptionType::floating, .default_value = "0.0",
+                    .doc = "Dropout on the adapter's input.", .min = 0, .max = 1, .max_exclusive = true},
+                   {.key = "target_modules", .type = OptionType::string_list,
+                    .default_value = "[\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\", \"up_proj\", \"down_proj\"]",
+                    .doc = "Projections to adapt, by name or name suffix."},
+                   {.key = "use_rslora", .type = OptionType::boolean, .default_value = "false",
+                    .doc = "Scale by alpha / sqrt(r) (rsLoRA)."},
+               },
+               std::nullopt, nullptr, false});
+  s.push_back({"reference", "The frozen reference model of methods that need one (DPO, IPO, KTO).",
+               {
+                   {.key = "strategy", .type = OptionType::string, .default_value = "\"auto\"",
+                    .doc = "`copy`: a frozen copy of the starting policy; `adapter-off`: the policy with "
+                           "its LoRA adapters disabled (no second copy); `precomputed`: reference "
+                           "log-probs computed in one pass before training; `auto`: adapter-off with "
+                           "LoRA, else copy. Ignored by reference-free methods.",
+                    .choices = "auto|copy|adapter-off|precomputed"},
+                   {.key = "path", .type = OptionType::path,
+                    .doc = "Reference model directory for `copy` (default: the policy's [model] path)."},
+                   {.key = "precision", .type = OptionType::string,
+                    .doc = "Compute dtype of a `copy` reference (default: [training] precision).",
+                    .choices = "float32|bfloat16|float16"},
+               }});
+  s.push_back({"output", "What the run saves at the end, in <run>/final.",
+               {
+                   {.key = "save_adapter", .type = OptionType::boolean, .default_value = "true",
+                    .doc = "With LoRA: the adapter in PEFT's format (final/adapter)."},
+                   {.key = "save_model", .type = OptionType::boolean, .default_value = "true",
+                    .doc = "The trained model in HF format with its tokenizer (final/model); with LoRA, "
+                           "the adapter merged into the base."},
                }});
   s.push_back({"optimizer", "AdamW with decoupled weight decay; names and defaults as in transformers' TrainingArguments.",
                {
@@ -72,12 +144,25 @@ std::vector<SectionSchema> make_sections() {
                     .doc = "Model-loader plugin."},
                    {.key = "path", .type = OptionType::path,
                     .doc = "Model directory (config.json and weights).", .required = true},
+                   {.key = "tokenizer", .type = OptionType::path,
+                    .doc = "Tokenizer directory (tokenizer.json); default: the model directory."},
+                   {.key = "quantization", .type = OptionType::string, .default_value = "\"none\"",
+                    .doc = "Store the frozen base's projections as `int8`, `nf4` or `nf4-double-quant` "
+                           "(QLoRA; needs [lora]).",
+                    .choices = "none|int8|nf4|nf4-double-quant"},
                },
                PluginKind::model_loader, "loader", false});
   s.push_back({"data", "Training data: a dataset plugin for the file format, and its options.",
                {
                    {.key = "format", .type = OptionType::string,
                     .doc = "Dataset plugin naming the data format.", .required = true},
+                   {.key = "eval_fraction", .type = OptionType::floating, .default_value = "0.0",
+                    .doc = "Fraction of the examples held out for evaluation (a seeded split).",
+                    .min = 0, .max = 1, .max_exclusive = true},
+                   {.key = "on_error", .type = OptionType::string, .default_value = "\"fail\"",
+                    .doc = "A malformed record: `fail` stops with its file and line; `skip` counts it "
+                           "and goes on (the count is reported).",
+                    .choices = "fail|skip"},
                },
                PluginKind::dataset, "format", false});
   s.push_back({"plugins", "Extra plugin libraries for this recipe.",

@@ -17,4 +17,5 @@
 #include <alignkit/safetensors.hpp>
 #include <alignkit/scheduler.hpp>
 #include <alignkit/torch_compat.hpp>
+#include <alignkit/value_head.hpp>
 #include <alignkit/version.hpp>

@@ -14,6 +14,20 @@
 
 namespace {
 
+// LibTorch builds without fp16 matrix products on the CPU (1.13 among them) would fail at the
+// first forward with an internal message; say it before loading.
+void check_dtype_supported(const alignkit::LoadOptions& options) {
+  if (options.dtype != torch::kFloat16 || !options.device.is_cpu()) return;
+  try {
+    const auto probe = torch::ones({2, 2}, torch::kFloat16);
+    (void)torch::matmul(probe, probe);
+  } catch (const std::exception&) {
+    throw alignkit::DiagnosticError(alignkit::make_error(
+        "float16 compute is not available on the CPU with this LibTorch",
+        "use bfloat16 (or float32) on the CPU; float16 is for CUDA devices"));
+  }
+}
+
 class HfLoader final : public alignkit::ModelLoader {
  public:
   alignkit::ModelDescription describe(const std::filesystem::path& dir) const override {
@@ -22,6 +36,7 @@ class HfLoader final : public alignkit::ModelLoader {
 
   std::shared_ptr<alignkit::CausalLM> load(const std::filesystem::path& dir,
                                            const alignkit::LoadOptions& options) override {
+    check_dtype_supported(options);
     auto model = std::make_shared<alignkit::hf::DecoderLM>(alignkit::hf::read_config(dir));
     alignkit::hf::load_weights(*model, dir, options);
     model->eval();

@@ -1,0 +1,43 @@
+#include "model_loading.hpp"
+
+#include <fmt/format.h>
+
+#include "../host/recipe_validator.hpp"
+#include "command_line.hpp"
+
+namespace alignkit::cli {
+
+namespace fs = std::filesystem;
+
+LoadedModel load_model(const std::string& loader_name, const fs::path& dir, PluginRegistry& registry,
+                       const LoadOptions& options) {
+  RecipeTree tree;
+  tree.file = "<command line>";
+  auto set = [&](const char* key, const std::string& value) {
+    RecipeLeaf leaf;
+    leaf.value = std::make_shared<toml::value<std::string>>(value);
+    leaf.key_where = leaf.value_where = SourceLocation{key[0] == 'l' ? "--loader" : "--model", 1, 1};
+    leaf.source_line = value;
+    leaf.base_dir = fs::current_path();
+    tree.leaves[KeyPath{"model", key}] = std::move(leaf);
+  };
+  set("loader", loader_name);
+  set("path", dir.string());
+  const auto recipe = validate_recipe(std::move(tree), registry);
+  const auto* plugin = recipe.plugins.at("model");
+  auto loader = registry.create<ModelLoader>(*plugin, recipe.section("model"));
+  const auto path = recipe.section("model").get_path("path");
+  auto model = call_plugin(*plugin, "to load the model", [&] { return loader->load(path, options); });
+  if (!model) throw DiagnosticError(plugin_failure(*plugin, "to load the model", "the loader returned no model"));
+  model->eval();
+  return {loader, PluginRegistry::keep_loaded(*plugin, std::move(model))};
+}
+
+torch::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "bfloat16") return torch::kBFloat16;
+  if (name == "float16") return torch::kFloat16;
+  throw UsageError(fmt::format("unknown dtype '{}'; expected float32, bfloat16 or float16", name));
+}
+
+}  // namespace alignkit::cli

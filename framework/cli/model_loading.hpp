@@ -1,0 +1,26 @@
+// Loading a model for a command (score, merge, generate) through a model-loader plugin, selected
+// as a recipe's [model] section would select it.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <alignkit/model_loader.hpp>
+
+#include "../host/plugin_registry.hpp"
+
+namespace alignkit::cli {
+
+struct LoadedModel {
+  std::shared_ptr<ModelLoader> loader;
+  std::shared_ptr<CausalLM> model;  // in eval mode; holds its plugin loaded
+};
+
+LoadedModel load_model(const std::string& loader_name, const std::filesystem::path& dir, PluginRegistry& registry,
+                       const LoadOptions& options = {});
+
+// "float32", "bfloat16" or "float16" (UsageError otherwise).
+torch::ScalarType parse_dtype(const std::string& name);
+
+}  // namespace alignkit::cli

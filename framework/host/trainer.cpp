@@ -1,0 +1,626 @@
+// The training loop, written out top to bottom: set up (device, data, models, optimizer), then
+// steps of gradient-accumulated micro-batches, logging and evaluation, then the final outputs.
+#include "trainer.hpp"
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <limits>
+#include <random>
+
+#include <fmt/format.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <alignkit/atomic_file.hpp>
+#include <alignkit/logprobs.hpp>
+#include <alignkit/lora.hpp>
+#include <alignkit/scheduler.hpp>
+#include <alignkit/tokenizer.hpp>
+#include <alignkit/torch_compat.hpp>
+
+#include "metrics_log.hpp"
+#include "training_data.hpp"
+
+namespace alignkit {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+torch::Device select_device(const RecipeSection& run) {
+  const auto name = run.get_string("device");
+  if (name == "auto") return compat::cuda_available() ? torch::Device("cuda") : torch::Device(torch::kCPU);
+  try {
+    torch::Device device(name);
+    if (device.is_cuda() && !compat::cuda_available())
+      throw DiagnosticError(run.error("device", "this machine (or this LibTorch build) has no CUDA device",
+                                      "use device = \"cpu\" or \"auto\""));
+    return device;
+  } catch (const c10::Error&) {
+    throw DiagnosticError(run.error("device", fmt::format("'{}' is not a device", name), "use cpu, cuda, cuda:N or auto"));
+  }
+}
+
+torch::ScalarType dtype_of(const std::string& precision) {
+  if (precision == "bfloat16") return torch::kBFloat16;
+  if (precision == "float16") return torch::kFloat16;
+  return torch::kFloat32;
+}
+
+BaseQuantization quantization_of(const std::string& name) {
+  if (name == "int8") return BaseQuantization::int8;
+  if (name == "nf4") return BaseQuantization::nf4;
+  if (name == "nf4-double-quant") return BaseQuantization::nf4_double_quant;
+  return BaseQuantization::none;
+}
+
+std::string duration(double seconds) {
+  const auto s = static_cast<std::int64_t>(std::max(0.0, seconds));
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) : fmt::format("{}:{:02}", s / 60, s % 60);
+}
+
+CompletionScores rows(const CompletionScores& s, std::int64_t begin, std::int64_t end) {
+  auto cut = [&](const torch::Tensor& t) { return t.defined() ? t.slice(0, begin, end) : t; };
+  return {cut(s.logps), cut(s.token_counts), cut(s.mean_logits), cut(s.nll)};
+}
+
+CompletionScores detached(const CompletionScores& s) {
+  auto d = [](const torch::Tensor& t) { return t.defined() ? t.detach() : t; };
+  return {d(s.logps), d(s.token_counts), d(s.mean_logits), d(s.nll)};
+}
+
+// Running means of named values over a logging window (or an evaluation).
+class Averages {
+ public:
+  void add(const std::string& name, double value) {
+    auto& [sum, count] = values_[name];
+    sum += value;
+    ++count;
+  }
+  void add(const std::vector<std::pair<std::string, torch::Tensor>>& metrics) {
+    for (const auto& [name, tensor] : metrics)
+      if (tensor.defined() && tensor.numel() > 0) add(name, tensor.detach().to(torch::kFloat64).mean().item<double>());
+  }
+  std::map<std::string, double> means(const std::string& prefix = "") const {
+    std::map<std::string, double> out;
+    for (const auto& [name, v] : values_) out[prefix + name] = v.first / static_cast<double>(v.second);
+    return out;
+  }
+  void clear() { values_.clear(); }
+
+ private:
+  std::map<std::string, std::pair<double, std::int64_t>> values_;
+};
+
+enum class ReferenceStrategy { none, copy, adapter_off, precomputed };
+
+class Trainer {
+ public:
+  Trainer(const ValidatedRecipe& recipe, PluginRegistry& registry, fs::path run_dir)
+      : recipe_(recipe), registry_(registry), run_dir_(std::move(run_dir)), metrics_(run_dir_) {}
+
+  TrainingOutcome run() {
+    setup();
+    if (strategy_ == ReferenceStrategy::precomputed) precompute_reference();
+    const auto training = recipe_.section("training");
+    const auto max_steps = training.get_int("max_steps");
+    const auto accumulation = training.get_int("gradient_accumulation_steps");
+    const auto logging_steps = training.get_int("logging_steps");
+    const auto eval_steps = training.get_int("eval_steps");
+    const double max_grad_norm = recipe_.section("optimizer").get_float("max_grad_norm");
+    const double base_lr = recipe_.section("optimizer").get_float("learning_rate");
+
+    std::cerr << fmt::format("training: {} steps of {} x {} examples on {}\n", max_steps,
+                             training.get_int("per_device_train_batch_size"), accumulation, device_.str());
+    TrainingOutcome outcome;
+    outcome.final_dir = run_dir_ / "final";
+    Averages window;
+    double window_loss = 0;
+    std::int64_t window_steps = 0, window_tokens = 0;
+    auto window_start = Clock::now();
+    const auto start = Clock::now();
+    for (std::int64_t step = 0; step < max_steps; ++step) {
+      const double lr = base_lr * scheduler_->lr_factor(step, shape_);
+      for (auto& group : optimizer_->param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      policy_->train();
+      double step_loss = 0;
+      for (std::int64_t micro = 0; micro < accumulation; ++micro) {
+        const auto batch = next_batch();
+        auto [result, tokens] = forward(batch, /*training=*/true);
+        (result.loss / static_cast<double>(accumulation)).backward();
+        step_loss += result.loss.detach().item<double>() / static_cast<double>(accumulation);
+        window.add(result.metrics);
+        window_tokens += tokens;
+      }
+      const double grad_norm = clip_gradients(max_grad_norm);
+      optimizer_->step();
+      optimizer_->zero_grad();
+      window_loss += step_loss;
+      ++window_steps;
+
+      const auto done = step + 1;
+      const bool log_now = done % logging_steps == 0 || done == max_steps;
+      const bool eval_now = !data_.eval.empty() && ((eval_steps > 0 && done % eval_steps == 0) || done == max_steps);
+      if (log_now || eval_now) {
+        auto values = window.means();
+        if (window_steps > 0) {
+          values["loss"] = window_loss / static_cast<double>(window_steps);
+          values["grad_norm"] = grad_norm;
+          values["learning_rate"] = lr;
+          values["epoch"] = static_cast<double>(examples_seen_) / static_cast<double>(data_.train.size());
+        }
+        const double seconds = std::chrono::duration<double>(Clock::now() - window_start).count();
+        const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+        if (eval_now) {
+          const auto eval = evaluate();
+          values.insert(eval.begin(), eval.end());
+        }
+        print_progress(done, max_steps, values, window_tokens / std::max(seconds, 1e-9),
+                       elapsed / static_cast<double>(done) * static_cast<double>(max_steps - done));
+        metrics_.log(done, values);
+        outcome.last_logged = values;
+        window.clear();
+        window_loss = 0;
+        window_steps = window_tokens = 0;
+        window_start = Clock::now();
+      }
+    }
+    outcome.steps = max_steps;
+    save_final(outcome.final_dir);
+    return outcome;
+  }
+
+ private:
+  // --- set-up -------------------------------------------------------------------------------
+
+  void setup() {
+    const auto run = recipe_.section("run");
+    const auto training = recipe_.section("training");
+    const auto model_section = recipe_.section("model");
+    seed_ = static_cast<std::uint64_t>(run.get_int("seed"));
+    torch::manual_seed(seed_);
+    shuffle_rng_.seed(seed_);
+    device_ = select_device(run);
+    dtype_ = dtype_of(training.get_string("precision"));
+    chunk_ = training.get_int("logprob_chunk");
+
+    // The method.
+    const auto* loss_plugin = recipe_.plugins.at("method");
+    loss_plugin_ = loss_plugin;
+    loss_ = registry_.create<Loss>(*loss_plugin, recipe_.section("method"));
+    requirements_ = call_plugin(*loss_plugin, "to declare its requirements", [&] { return loss_->requirements(); });
+    if (requirements_.generation || requirements_.examples == ExampleLayout::prompt_only)
+      throw DiagnosticError(recipe_.section("method").error(
+          "name", fmt::format("'{}' is an online method (it generates completions); `alignkit train` runs offline "
+                              "methods",
+                              loss_plugin->name)));
+
+    // The data, tokenized once.
+    const fs::path model_path = model_section.get_path("path");
+    const fs::path tokenizer_path = model_section.has("tokenizer") ? model_section.get_path("tokenizer") : model_path;
+    tokenizer_.emplace(Tokenizer::from_directory(tokenizer_path));
+    pad_id_ = tokenizer_->pad_token_id().value_or(tokenizer_->eos_token_id().value_or(0));
+    const auto* data_plugin = recipe_.plugins.at("data");
+    auto dataset = registry_.create<Dataset>(*data_plugin, recipe_.section("data"));
+    TokenizationOptions tokenization;
+    tokenization.max_length = training.get_int("max_length");
+    tokenization.max_prompt_length = training.get_int("max_prompt_length");
+    tokenization.max_completion_length = training.has("max_completion_length") ? training.get_int("max_completion_length") : 0;
+    tokenization.keep_end = training.get_string("truncation_mode") == "keep_end";
+    const auto data_section = recipe_.section("data");
+    data_ = call_plugin(*data_plugin, "to read the data", [&] {
+      return prepare_training_data(*dataset, *tokenizer_, requirements_.examples, tokenization,
+                                   data_section.get_string("on_error") == "skip", data_section.get_float("eval_fraction"),
+                                   seed_);
+    });
+    if (requirements_.kl_completions)
+      for (auto* split : {&data_.train, &data_.eval})
+        for (std::size_t i = 0; i < split->size(); ++i)
+          (*split)[i].kl_completion = (*split)[(i + 1) % split->size()].completion;
+    const auto& r = data_.report;
+    std::cerr << fmt::format("data: {} records, {} train / {} eval examples, {} skipped, {} truncated", r.read, r.train,
+                             r.eval, r.skipped, r.truncated);
+    if (r.boundary_mismatches)
+      std::cerr << fmt::format(", {} with a prompt/completion boundary that tokenizes differently joined (tokenized "
+                               "apart, as TRL does)",
+                               r.boundary_mismatches);
+    std::cerr << "\n";
+
+    // The policy, with LoRA when asked.
+    loader_plugin_ = recipe_.plugins.at("model");
+    loader_ = registry_.create<ModelLoader>(*loader_plugin_, model_section);
+    model_path_ = model_path;
+    quantization_ = quantization_of(model_section.get_string("quantization"));
+    lora_ = recipe_.has_section("lora") && recipe_.section("lora").get_bool("enabled");
+    if (quantization_ != BaseQuantization::none && !lora_)
+      throw DiagnosticError(model_section.error("quantization", "a quantized base needs LoRA adapters to train",
+                                                "add a [lora] section, or set quantization = \"none\""));
+    policy_ = load_model(model_path, dtype_, quantization_);
+    if (lora_) {
+      const auto section = recipe_.section("lora");
+      lora_config_.r = section.get_int("r");
+      lora_config_.alpha = section.get_float("alpha");
+      lora_config_.dropout = section.get_float("dropout");
+      lora_config_.use_rslora = section.get_bool("use_rslora");
+      lora_config_.target_modules = section.get_string_list("target_modules");
+      apply_lora(*policy_, lora_config_);
+    } else {
+      for (auto& p : policy_->parameters()) p.set_requires_grad(true);
+    }
+    policy_->set_gradient_checkpointing(training.get_bool("gradient_checkpointing"));
+
+    // The reference.
+    setup_reference();
+
+    // AdamW with transformers' parameter groups: no decay for biases and norm weights.
+    const auto optimizer = recipe_.section("optimizer");
+    std::vector<torch::Tensor> decay, no_decay;
+    std::int64_t trainable = 0;
+    for (const auto& item : policy_->named_parameters()) {
+      if (!item.value().requires_grad()) continue;
+      trainable += item.value().numel();
+      const auto& name = item.key();
+      const bool is_norm = name.find("norm") != std::string::npos;
+      (item.value().dim() < 2 || is_norm || name.find("bias") != std::string::npos ? no_decay : decay).push_back(item.value());
+      trainable_.push_back(item.value());
+    }
+    auto options = torch::optim::AdamWOptions(optimizer.get_float("learning_rate"))
+                       .betas({optimizer.get_float("adam_beta1"), optimizer.get_float("adam_beta2")})
+                       .eps(optimizer.get_float("adam_epsilon"))
+                       .weight_decay(optimizer.get_float("weight_decay"));
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    if (!decay.empty()) groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options));
+    if (!no_decay.empty()) {
+      auto no_decay_options = std::make_unique<torch::optim::AdamWOptions>(options);
+      no_decay_options->weight_decay(0.0);
+      groups.emplace_back(no_decay, std::move(no_decay_options));
+    }
+    optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), options);
+    std::cerr << fmt::format("model: {} ({} parameters, {} trainable{}), reference: {}\n", model_path.string(),
+                             policy_->description().parameters, trainable, lora_ ? ", LoRA" : "", strategy_name());
+
+    const auto* scheduler_plugin = recipe_.plugins.at("scheduler");
+    scheduler_ = registry_.create<Scheduler>(*scheduler_plugin, recipe_.section("scheduler"));
+    shape_ = schedule_shape(recipe_);
+  }
+
+  std::shared_ptr<CausalLM> load_model(const fs::path& path, torch::ScalarType dtype, BaseQuantization quantization) {
+    LoadOptions options;
+    options.device = device_;
+    options.dtype = dtype;
+    options.quantization = quantization;
+    auto model = call_plugin(*loader_plugin_, "to load the model", [&] { return loader_->load(path, options); });
+    if (!model) throw DiagnosticError(plugin_failure(*loader_plugin_, "to load the model", "the loader returned no model"));
+    return PluginRegistry::keep_loaded(*loader_plugin_, std::move(model));
+  }
+
+  void setup_reference() {
+    if (!requirements_.reference_model) {
+      strategy_ = ReferenceStrategy::none;
+      return;
+    }
+    const auto section = recipe_.section("reference");
+    const auto name = section.get_string("strategy");
+    if (name == "adapter-off" || (name == "auto" && lora_)) {
+      if (!lora_)
+        throw DiagnosticError(section.error("strategy", "adapter-off needs LoRA adapters on the policy",
+                                            "add a [lora] section, or use strategy = \"copy\""));
+      strategy_ = ReferenceStrategy::adapter_off;
+    } else if (name == "precomputed") {
+      strategy_ = ReferenceStrategy::precomputed;
+    } else {
+      strategy_ = ReferenceStrategy::copy;
+      const fs::path path = section.has("path") ? section.get_path("path") : model_path_;
+      const auto dtype = section.has("precision") ? dtype_of(section.get_string("precision")) : dtype_;
+      reference_ = load_model(path, dtype, BaseQuantization::none);
+      reference_->eval();
+      for (auto& p : reference_->parameters()) p.set_requires_grad(false);
+    }
+  }
+
+  std::string strategy_name() const {
+    switch (strategy_) {
+      case ReferenceStrategy::none: return "none (reference-free method)";
+      case ReferenceStrategy::copy: return "a frozen copy";
+      case ReferenceStrategy::adapter_off: return "the policy with its adapters off";
+      case ReferenceStrategy::precomputed: return "precomputed before training";
+    }
+    return "?";
+  }
+
+  // --- batches ------------------------------------------------------------------------------
+
+  // The next micro-batch of training examples: a seeded shuffle per epoch, as transformers'
+  // RandomSampler draws it.
+  std::vector<const TokenizedExample*> next_batch() {
+    const auto size = static_cast<std::size_t>(recipe_.section("training").get_int("per_device_train_batch_size"));
+    std::vector<const TokenizedExample*> batch;
+    while (batch.size() < size) {
+      if (cursor_ >= order_.size()) {
+        order_.resize(data_.train.size());
+        for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+        std::shuffle(order_.begin(), order_.end(), shuffle_rng_);
+        cursor_ = 0;
+      }
+      batch.push_back(&data_.train[order_[cursor_++]]);
+      ++examples_seen_;
+      if (batch.size() == data_.train.size()) break;  // fewer examples than a batch: one pass
+    }
+    return batch;
+  }
+
+  // Log-probs of prompt + completion rows under `model`.
+  CompletionScores score(CausalLM& model, const std::vector<const TokenizedExample*>& batch,
+                         const std::vector<std::int64_t> TokenizedExample::*completion) const {
+    std::vector<std::vector<std::int64_t>> prompts, completions;
+    for (const auto* e : batch) {
+      prompts.push_back(e->prompt);
+      completions.push_back(e->*completion);
+    }
+    auto rows = make_completion_batch(prompts, completions, pad_id_);
+    rows.input_ids = rows.input_ids.to(device_);
+    rows.attention_mask = rows.attention_mask.to(device_);
+    rows.completion_mask = rows.completion_mask.to(device_);
+    return score_completions(model, rows, requirements_.reduction, chunk_);
+  }
+
+  // Chosen and rejected rows in one forward (TRL's concatenated_forward).
+  std::pair<CompletionScores, CompletionScores> score_pairs(CausalLM& model,
+                                                            const std::vector<const TokenizedExample*>& batch) const {
+    std::vector<std::vector<std::int64_t>> prompts, completions;
+    for (const auto* e : batch) prompts.push_back(e->prompt), completions.push_back(e->completion);
+    for (const auto* e : batch) prompts.push_back(e->prompt), completions.push_back(e->rejected);
+    auto rows = make_completion_batch(prompts, completions, pad_id_);
+    rows.input_ids = rows.input_ids.to(device_);
+    rows.attention_mask = rows.attention_mask.to(device_);
+    rows.completion_mask = rows.completion_mask.to(device_);
+    const auto scores = score_completions(model, rows, requirements_.reduction, chunk_);
+    const auto n = static_cast<std::int64_t>(batch.size());
+    return {rows_of(scores, 0, n), rows_of(scores, n, 2 * n)};
+  }
+
+  static CompletionScores rows_of(const CompletionScores& s, std::int64_t begin, std::int64_t end) {
+    return rows(s, begin, end);
+  }
+
+  // The reference's view of the same rows, without gradients.
+  template <typename F>
+  auto with_reference(F&& fn) {
+    torch::NoGradGuard no_grad;
+    if (strategy_ == ReferenceStrategy::adapter_off) {
+      set_adapters_enabled(*policy_, false);
+      // Dropout off too: the reference is deterministic.
+      const bool was_training = policy_->is_training();
+      policy_->eval();
+      auto out = fn(*policy_);
+      if (was_training) policy_->train();
+      set_adapters_enabled(*policy_, true);
+      return out;
+    }
+    if (strategy_ == ReferenceStrategy::precomputed) {
+      // Before training: the starting policy (adapters, if any, are still zero-effect).
+      const bool was_training = policy_->is_training();
+      policy_->eval();
+      auto out = fn(*policy_);
+      if (was_training) policy_->train();
+      return out;
+    }
+    return fn(*reference_);
+  }
+
+  static torch::Tensor gather(const std::vector<const TokenizedExample*>& batch, const std::vector<double>& values,
+                              const std::vector<TokenizedExample>& split) {
+    std::vector<double> out;
+    for (const auto* e : batch) out.push_back(values[static_cast<std::size_t>(e - split.data())]);
+    return torch::tensor(out, torch::kFloat64).to(torch::kFloat32);
+  }
+
+  // The micro-batch's loss and metrics, and the tokens the policy saw.
+  std::pair<LossResult, std::int64_t> forward(const std::vector<const TokenizedExample*>& batch, bool training) {
+    const auto& split = training ? data_.train : data_.eval;
+    const auto& cache = training ? precomputed_train_ : precomputed_eval_;
+    LossBatch loss_batch;
+    std::int64_t tokens = 0;
+    for (const auto* e : batch)
+      tokens += static_cast<std::int64_t>(e->rejected.empty() ? e->prompt.size() + e->completion.size()
+                                                               : 2 * e->prompt.size() + e->completion.size() + e->rejected.size());
+    // Precomputed reference log-probs of this batch's examples (0: completion or chosen,
+    // 1: rejected, 2: KL completion).
+    auto cached = [&](int which) {
+      CompletionScores s;
+      s.logps = gather(batch, cache[static_cast<std::size_t>(which)], split).to(device_);
+      return s;
+    };
+
+    if (requirements_.examples == ExampleLayout::paired) {
+      std::tie(loss_batch.chosen, loss_batch.rejected) = score_pairs(*policy_, batch);
+      if (strategy_ == ReferenceStrategy::precomputed) {
+        loss_batch.reference_chosen = cached(0);
+        loss_batch.reference_rejected = cached(1);
+      } else if (strategy_ != ReferenceStrategy::none) {
+        std::tie(loss_batch.reference_chosen, loss_batch.reference_rejected) = with_reference([&](CausalLM& model) {
+          auto [c, r] = score_pairs(model, batch);
+          return std::pair{detached(c), detached(r)};
+        });
+      }
+    } else {
+      loss_batch.completions = score(*policy_, batch, &TokenizedExample::completion);
+      auto flags = torch::zeros({static_cast<std::int64_t>(batch.size())}, torch::kBool);
+      for (std::size_t i = 0; i < batch.size(); ++i) flags[static_cast<std::int64_t>(i)] = batch[i]->desirable;
+      loss_batch.desirable = flags.to(device_);
+      if (strategy_ == ReferenceStrategy::precomputed) {
+        loss_batch.reference_completions = cached(0);
+      } else if (strategy_ != ReferenceStrategy::none) {
+        loss_batch.reference_completions = with_reference(
+            [&](CausalLM& model) { return detached(score(model, batch, &TokenizedExample::completion)); });
+      }
+      if (requirements_.kl_completions) {
+        {
+          // TRL computes the policy's KL log-probs without gradients.
+          torch::NoGradGuard no_grad;
+          loss_batch.kl = detached(score(*policy_, batch, &TokenizedExample::kl_completion));
+        }
+        if (strategy_ == ReferenceStrategy::precomputed) {
+          loss_batch.reference_kl = cached(2);
+        } else if (strategy_ != ReferenceStrategy::none) {
+          loss_batch.reference_kl = with_reference(
+              [&](CausalLM& model) { return detached(score(model, batch, &TokenizedExample::kl_completion)); });
+        }
+      }
+    }
+    auto result = call_plugin(*loss_plugin_, "to compute the loss", [&] { return loss_->compute(loss_batch); });
+    if (!result.loss.defined() || result.loss.numel() != 1)
+      throw DiagnosticError(plugin_failure(*loss_plugin_, "to compute the loss", "it returned no scalar loss"));
+    return {std::move(result), tokens};
+  }
+
+  // One pass over train and eval with the starting policy, storing each example's reference
+  // log-probs (0: completion or chosen, 1: rejected, 2: KL completion).
+  void precompute_reference() {
+    const auto start = Clock::now();
+    const auto size = static_cast<std::size_t>(recipe_.section("training").get_int("per_device_eval_batch_size"));
+    for (auto [split, cache] : {std::pair{&data_.train, &precomputed_train_}, std::pair{&data_.eval, &precomputed_eval_}}) {
+      for (auto& v : *cache) v.assign(split->size(), std::numeric_limits<double>::quiet_NaN());
+      for (std::size_t begin = 0; begin < split->size(); begin += size) {
+        std::vector<const TokenizedExample*> batch;
+        for (auto i = begin; i < std::min(split->size(), begin + size); ++i) batch.push_back(&(*split)[i]);
+        auto store = [&](int which, const torch::Tensor& logps) {
+          const auto values = logps.to(torch::kCPU).to(torch::kFloat64);
+          for (std::size_t i = 0; i < batch.size(); ++i)
+            (*cache)[static_cast<std::size_t>(which)][begin + i] = values[static_cast<std::int64_t>(i)].item<double>();
+        };
+        with_reference([&](CausalLM& model) {
+          if (requirements_.examples == ExampleLayout::paired) {
+            auto [c, r] = score_pairs(model, batch);
+            store(0, c.logps), store(1, r.logps);
+          } else {
+            store(0, score(model, batch, &TokenizedExample::completion).logps);
+            if (requirements_.kl_completions) store(2, score(model, batch, &TokenizedExample::kl_completion).logps);
+          }
+          return 0;
+        });
+      }
+    }
+    std::cerr << fmt::format("reference: log-probs of {} examples precomputed in {:.1f}s\n",
+                             data_.train.size() + data_.eval.size(),
+                             std::chrono::duration<double>(Clock::now() - start).count());
+  }
+
+  double clip_gradients(double max_norm) {
+    std::vector<torch::Tensor> with_grad;
+    for (const auto& p : trainable_)
+      if (p.grad().defined()) with_grad.push_back(p);
+    if (with_grad.empty()) return 0.0;
+    if (max_norm > 0) return torch::nn::utils::clip_grad_norm_(with_grad, max_norm);
+    double total = 0;
+    for (const auto& p : with_grad) total += p.grad().to(torch::kFloat64).pow(2).sum().item<double>();
+    return std::sqrt(total);
+  }
+
+  std::map<std::string, double> evaluate() {
+    torch::NoGradGuard no_grad;
+    const bool was_training = policy_->is_training();
+    policy_->eval();
+    const auto size = static_cast<std::size_t>(recipe_.section("training").get_int("per_device_eval_batch_size"));
+    Averages averages;
+    for (std::size_t begin = 0; begin < data_.eval.size(); begin += size) {
+      std::vector<const TokenizedExample*> batch;
+      for (auto i = begin; i < std::min(data_.eval.size(), begin + size); ++i) batch.push_back(&data_.eval[i]);
+      auto [result, tokens] = forward(batch, /*training=*/false);
+      averages.add("loss", result.loss.item<double>());
+      averages.add(result.metrics);
+    }
+    if (was_training) policy_->train();
+    return averages.means("eval_");
+  }
+
+  void print_progress(std::int64_t step, std::int64_t total, const std::map<std::string, double>& values,
+                      double tokens_per_second, double eta_seconds) const {
+    std::string line = fmt::format("step {}/{}", step, total);
+    for (const char* name : {"loss", "rewards/accuracies", "rewards/margins", "grad_norm", "learning_rate", "eval_loss",
+                             "eval_rewards/accuracies"})
+      if (auto it = values.find(name); it != values.end()) line += fmt::format(" | {} {:.4g}", name, it->second);
+    line += fmt::format(" | {:.0f} tok/s | ETA {}", tokens_per_second, duration(eta_seconds));
+    std::cerr << line << "\n";
+  }
+
+  // --- outputs ------------------------------------------------------------------------------
+
+  void save_final(const fs::path& dir) {
+    const auto output = recipe_.section("output");
+    fs::create_directories(dir);
+    if (lora_ && output.get_bool("save_adapter")) {
+      save_peft_adapter(*policy_, lora_config_, dir / "adapter", model_path_.string());
+      std::cerr << fmt::format("saved the adapter to {}\n", (dir / "adapter").string());
+    }
+    if (!output.get_bool("save_model")) return;
+    auto model = policy_;
+    if (lora_) {
+      if (quantization_ != BaseQuantization::none) {
+        // The adapter merges into the full-precision base, as PEFT's merge of a k-bit model.
+        model = load_model(model_path_, dtype_, BaseQuantization::none);
+        const auto adapter = dir / "adapter";
+        if (!output.get_bool("save_adapter")) save_peft_adapter(*policy_, lora_config_, adapter, model_path_.string());
+        load_peft_adapter(*model, adapter);
+      }
+      merge_lora(*model);
+    }
+    call_plugin(*loader_plugin_, "to save the model", [&] { loader_->save(*model, dir / "model"); });
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                             "chat_template.jinja"}) {
+      const auto from = tokenizer_->origin().parent_path() / file;
+      if (fs::exists(from)) fs::copy_file(from, dir / "model" / file, fs::copy_options::overwrite_existing);
+    }
+    std::cerr << fmt::format("saved the model to {}\n", (dir / "model").string());
+  }
+
+  const ValidatedRecipe& recipe_;
+  PluginRegistry& registry_;
+  fs::path run_dir_;
+  MetricsLog metrics_;
+
+  std::uint64_t seed_ = 0;
+  std::mt19937_64 shuffle_rng_;
+  torch::Device device_ = torch::kCPU;
+  torch::ScalarType dtype_ = torch::kFloat32;
+  std::int64_t chunk_ = 256;
+  std::int64_t pad_id_ = 0;
+
+  const PluginRecord* loss_plugin_ = nullptr;
+  std::shared_ptr<Loss> loss_;
+  LossRequirements requirements_;
+  std::optional<Tokenizer> tokenizer_;
+  TrainingData data_;
+  std::vector<std::size_t> order_;
+  std::size_t cursor_ = 0;
+  std::int64_t examples_seen_ = 0;
+
+  const PluginRecord* loader_plugin_ = nullptr;
+  std::shared_ptr<ModelLoader> loader_;
+  fs::path model_path_;
+  BaseQuantization quantization_ = BaseQuantization::none;
+  bool lora_ = false;
+  LoraConfig lora_config_;
+  std::shared_ptr<CausalLM> policy_, reference_;
+  ReferenceStrategy strategy_ = ReferenceStrategy::none;
+  std::array<std::vector<double>, 3> precomputed_train_, precomputed_eval_;
+
+  std::vector<torch::Tensor> trainable_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::shared_ptr<Scheduler> scheduler_;
+  ScheduleShape shape_;
+};
+
+}  // namespace
+
+TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir) {
+  Trainer trainer(recipe, registry, run_dir);
+  return trainer.run();
+}
+
+}  // namespace alignkit

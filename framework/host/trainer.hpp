@@ -1,0 +1,24 @@
+// The offline training loop the host owns: every method runs through it, the loss plugin only
+// combines the log-probs the loop hands it.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "plugin_registry.hpp"
+#include "recipe_validator.hpp"
+
+namespace alignkit {
+
+struct TrainingOutcome {
+  std::int64_t steps = 0;
+  std::map<std::string, double> last_logged;  // the last metrics line (train and eval)
+  std::filesystem::path final_dir;            // <run>/final
+};
+
+// Runs the recipe's [training] to the end, writing metrics, the plot and the final outputs into
+// `run_dir`. Progress goes to stderr.
+TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir);
+
+}  // namespace alignkit

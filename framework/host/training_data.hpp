@@ -1,0 +1,62 @@
+// Training data as the loops use it: examples read by a dataset plugin, rendered with the chat
+// template when conversational, tokenized once, truncated as TRL does, converted to the layout
+// the loss needs, and split into train and eval.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <alignkit/dataset.hpp>
+#include <alignkit/loss.hpp>
+#include <alignkit/tokenizer.hpp>
+
+namespace alignkit {
+
+// One example in token ids. Paired: completion = chosen, rejected set. Single and unpaired: only
+// completion (unpaired: `desirable`). Completions end with EOS.
+struct TokenizedExample {
+  std::vector<std::int64_t> prompt, completion, rejected;
+  bool desirable = true;
+  SourceLocation where;
+  // Unpaired methods with a KL term: a completion from another example (a mismatched pair).
+  std::vector<std::int64_t> kl_completion;
+};
+
+struct TokenizationOptions {
+  std::int64_t max_length = 1024;
+  std::int64_t max_prompt_length = 512;
+  std::int64_t max_completion_length = 0;  // 0: none
+  bool keep_end = true;                    // truncation_mode
+};
+
+struct DataReport {
+  std::size_t read = 0, skipped = 0;
+  // Conversations whose prompt tokens are not a prefix of the whole conversation's tokens: their
+  // prompt and completion were tokenized apart (TRL's way) and are counted here, never
+  // silently mis-masked.
+  std::size_t boundary_mismatches = 0;
+  std::size_t truncated = 0;
+  std::size_t train = 0, eval = 0;
+};
+
+struct TrainingData {
+  std::vector<TokenizedExample> train, eval;
+  DataReport report;
+};
+
+// Reads the dataset and prepares it for a loss with `layout`. Paired data serves unpaired losses
+// (chosen desirable, rejected not) and single ones (prompt + chosen). `skip_bad`: count
+// malformed records instead of stopping at the first (DiagnosticError with its file and line).
+TrainingData prepare_training_data(Dataset& dataset, const Tokenizer& tokenizer, ExampleLayout layout,
+                                   const TokenizationOptions& options, bool skip_bad, double eval_fraction,
+                                   std::uint64_t seed);
+
+// Cuts one prompt + completion row to max_length: keep_end drops prompt tokens from the start
+// (keeping one so the first completion token is still predicted), then completion tokens from
+// the end; keep_start drops completion tokens from the end, then prompt tokens from the end.
+// Returns whether anything was cut.
+bool truncate_row(std::vector<std::int64_t>& prompt, std::vector<std::int64_t>& completion, std::int64_t max_length,
+                  bool keep_end);
+
+}  // namespace alignkit
