@@ -65,12 +65,12 @@ std::string duration(double seconds) {
 
 CompletionScores rows(const CompletionScores& s, std::int64_t begin, std::int64_t end) {
   auto cut = [&](const torch::Tensor& t) { return t.defined() ? t.slice(0, begin, end) : t; };
-  return {cut(s.logps), cut(s.token_counts), cut(s.mean_logits), cut(s.nll)};
+  return {cut(s.logps), cut(s.token_counts), cut(s.mean_logits), cut(s.nll), cut(s.nll_token_counts)};
 }
 
 CompletionScores detached(const CompletionScores& s) {
   auto d = [](const torch::Tensor& t) { return t.defined() ? t.detach() : t; };
-  return {d(s.logps), d(s.token_counts), d(s.mean_logits), d(s.nll)};
+  return {d(s.logps), d(s.token_counts), d(s.mean_logits), d(s.nll), d(s.nll_token_counts)};
 }
 
 // Running means of named values over a logging window (or an evaluation).
@@ -85,9 +85,27 @@ class Averages {
     for (const auto& [name, tensor] : metrics)
       if (tensor.defined() && tensor.numel() > 0) add(name, tensor.detach().to(torch::kFloat64).mean().item<double>());
   }
+  // Means over the window. Metrics a loss reports as per-batch sums with counts (KTO's
+  // "rewards/chosen_sum" with "count/chosen") become window means, sum over count, as TRL's
+  // KTOTrainer.log computes them, with rewards/margins from the two.
   std::map<std::string, double> means(const std::string& prefix = "") const {
-    std::map<std::string, double> out;
-    for (const auto& [name, v] : values_) out[prefix + name] = v.first / static_cast<double>(v.second);
+    std::map<std::string, double> raw, out;
+    for (const auto& [name, v] : values_) raw[name] = v.first / static_cast<double>(v.second);
+    for (const auto& [name, value] : raw) {
+      const auto slash = name.rfind('/');
+      if (name.size() > 4 && name.compare(name.size() - 4, 4, "_sum") == 0 && slash != std::string::npos) {
+        const auto split = name.substr(slash + 1, name.size() - 4 - slash - 1);
+        if (auto count = raw.find("count/" + split); count != raw.end()) {
+          if (count->second > 0) out[prefix + name.substr(0, name.size() - 4)] = value / count->second;
+          continue;
+        }
+      }
+      if (name.rfind("count/", 0) == 0) continue;
+      out[prefix + name] = value;
+    }
+    if (!out.count(prefix + "rewards/margins") && out.count(prefix + "rewards/chosen") && out.count(prefix + "rewards/rejected") &&
+        raw.count("count/chosen"))
+      out[prefix + "rewards/margins"] = out[prefix + "rewards/chosen"] - out[prefix + "rewards/rejected"];
     return out;
   }
   void clear() { values_.clear(); }
@@ -366,7 +384,7 @@ class Trainer {
     rows.input_ids = rows.input_ids.to(device_);
     rows.attention_mask = rows.attention_mask.to(device_);
     rows.completion_mask = rows.completion_mask.to(device_);
-    return score_completions(model, rows, requirements_.reduction, chunk_);
+    return score_completions(model, rows, requirements_.reduction, chunk_, requirements_.nll_over_prompt);
   }
 
   // Chosen and rejected rows in one forward (TRL's concatenated_forward).
@@ -379,7 +397,7 @@ class Trainer {
     rows.input_ids = rows.input_ids.to(device_);
     rows.attention_mask = rows.attention_mask.to(device_);
     rows.completion_mask = rows.completion_mask.to(device_);
-    const auto scores = score_completions(model, rows, requirements_.reduction, chunk_);
+    const auto scores = score_completions(model, rows, requirements_.reduction, chunk_, requirements_.nll_over_prompt);
     const auto n = static_cast<std::int64_t>(batch.size());
     return {rows_of(scores, 0, n), rows_of(scores, n, 2 * n)};
   }

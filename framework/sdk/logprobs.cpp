@@ -103,10 +103,12 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
 }
 
 CompletionScores score_completions(CausalLM& model, const CompletionBatch& batch, LogProbReduction reduction,
-                                   std::int64_t chunk) {
+                                   std::int64_t chunk, bool nll_over_prompt) {
   const auto hidden = model.hidden_states(batch.input_ids, batch.attention_mask, torch::Tensor());
-  // Position t predicts token t + 1: keep the positions whose next token is a completion token.
-  const auto predicts = batch.completion_mask.slice(1, 1).to(torch::kBool);
+  // Position t predicts token t + 1: keep the positions whose next token is a completion token
+  // (or, for an NLL over the prompt too, any attended token).
+  const auto completion = batch.completion_mask.slice(1, 1).to(torch::kBool);
+  const auto predicts = nll_over_prompt ? batch.attention_mask.slice(1, 1).to(torch::kBool) : completion;
   const auto rows = torch::arange(batch.input_ids.size(0), batch.input_ids.options())
                         .unsqueeze(1)
                         .expand_as(predicts)
@@ -117,13 +119,22 @@ CompletionScores score_completions(CausalLM& model, const CompletionBatch& batch
 
   const auto n = batch.input_ids.size(0);
   const auto zeros = torch::zeros({n}, tokens.logps.options());
+  // Which of the computed positions are completion positions.
+  const auto in_completion = nll_over_prompt ? completion.masked_select(predicts).to(tokens.logps.scalar_type())
+                                             : torch::ones_like(tokens.logps);
   CompletionScores scores;
-  scores.token_counts = zeros.index_add(0, rows, torch::ones_like(tokens.logps));
-  const auto summed = zeros.index_add(0, rows, tokens.logps);
+  scores.token_counts = zeros.index_add(0, rows, in_completion);
+  const auto summed = zeros.index_add(0, rows, tokens.logps * in_completion);
   scores.logps = reduction == LogProbReduction::sum ? summed : summed / scores.token_counts;
   const auto vocab = static_cast<double>(model.output_weight().size(0));
-  scores.mean_logits = zeros.index_add(0, rows, tokens.logit_sums) / (scores.token_counts * vocab);
-  scores.nll = -summed / scores.token_counts;
+  scores.mean_logits =
+      zeros.index_add(0, rows, tokens.logit_sums.detach() * in_completion) / (scores.token_counts * vocab);
+  if (nll_over_prompt) {
+    scores.nll_token_counts = zeros.index_add(0, rows, torch::ones_like(tokens.logps));
+    scores.nll = -zeros.index_add(0, rows, tokens.logps) / scores.nll_token_counts;
+  } else {
+    scores.nll = -summed / scores.token_counts;
+  }
   return scores;
 }
 

@@ -41,9 +41,11 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
 
 // Per-row log-probabilities of the completion tokens, as TRL's concatenated_forward computes
 // them: logps summed (or averaged, per `reduction`) over completion tokens, their counts, the
-// mean logit over completion positions and the vocabulary, and the token-mean NLL.
+// mean logit over completion positions and the vocabulary, and the token-mean NLL. With
+// `nll_over_prompt`, the NLL covers every attended token after the first (TRL's ORPO) and
+// nll_token_counts says how many tokens entered it.
 CompletionScores score_completions(CausalLM& model, const CompletionBatch& batch,
                                    LogProbReduction reduction = LogProbReduction::sum,
-                                   std::int64_t chunk = 256);
+                                   std::int64_t chunk = 256, bool nll_over_prompt = false);
 
 }  // namespace alignkit

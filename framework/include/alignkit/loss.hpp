@@ -34,6 +34,9 @@ struct LossRequirements {
   LogProbReduction reduction = LogProbReduction::sum;
   bool kl_completions = false;     // KTO: log-probs of mismatched prompt/completion pairs
   bool policy_nll = false;         // token-mean NLL of the chosen completion (ORPO, RPO, CPO)
+  // The policy NLL also covers the prompt's tokens (every attended token after the first), as
+  // TRL's ORPOTrainer computes it; nll_token_counts then says how many tokens entered each nll.
+  bool nll_over_prompt = false;
   bool generation = false;         // online methods: the host samples completions
 };
 
@@ -43,6 +46,9 @@ struct CompletionScores {
   torch::Tensor token_counts;  // completion tokens that entered logps
   torch::Tensor mean_logits;   // mean logit over completion tokens (TRL's logits/* metrics)
   torch::Tensor nll;           // token-mean negative log-likelihood, when policy_nll is declared
+  // Tokens that entered nll; may be left undefined when they are the token_counts (they differ
+  // with nll_over_prompt). Losses weight nll by them to get TRL's batch-mean NLL.
+  torch::Tensor nll_token_counts;
 };
 
 struct LossBatch {
