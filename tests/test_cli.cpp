@@ -234,7 +234,7 @@ TEST(Cli, TrainNeverWritesOverTheRecipeItRuns) {
   const std::string text =
       "# my notes\n[plugins]\npaths = [\"" + testing::fixture_plugin_dir().string() +
       "\"]\n[method]\nname = \"fixture_loss\"\n[model]\nloader = \"fixture_loader\"\npath = \"m\"\n"
-      "[data]\nformat = \"fixture_data\"\n";
+      "[data]\nformat = \"fixture_data\"\n[training]\nmax_steps = 1\n";
   const auto recipe = dir.write("recipe.toml", text);
   auto r = run_alignkit({"train", recipe.string(), "--output", dir.path().string()});
   EXPECT_EQ(r.exit_code, 1) << r.output;

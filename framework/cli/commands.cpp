@@ -22,6 +22,7 @@
 #include "../host/runtime_setup.hpp"
 #include "../host/text_match.hpp"
 #include "command_line.hpp"
+#include "recipe_loading.hpp"
 
 namespace alignkit::cli {
 
@@ -35,11 +36,6 @@ void report_refused(const PluginRegistry& registry) {
     std::cerr << fmt::format("warning: plugin {} was refused: {}\n", r.path.string(), r.reason);
 }
 
-struct LoadedRecipe {
-  PluginRegistry registry;
-  ValidatedRecipe recipe;
-};
-
 // Runs `fn`, reporting any diagnostic it throws as a recipe error (exit code 3), since
 // everything it does is derived from the recipe.
 template <typename F>
@@ -52,6 +48,8 @@ auto as_recipe_error(F&& fn) {
     throw RecipeInvalid(e.diagnostics(), false);
   }
 }
+
+}  // namespace
 
 std::unique_ptr<LoadedRecipe> load_and_validate(const std::string& file, const Args& sets) {
   auto loaded = std::make_unique<LoadedRecipe>();
@@ -70,8 +68,6 @@ std::unique_ptr<LoadedRecipe> load_and_validate(const std::string& file, const A
   return loaded;
 }
 
-// Training and planning need the method, the model and the data; say which are missing and what
-// could fill them.
 void require_training_sections(const LoadedRecipe& loaded, const char* command,
                                std::initializer_list<const char*> sections) {
   std::vector<Diagnostic> problems;
@@ -91,8 +87,6 @@ void require_training_sections(const LoadedRecipe& loaded, const char* command,
   }
   if (!problems.empty()) throw RecipeInvalid(std::move(problems), false);
 }
-
-}  // namespace
 
 int run_recipe_check(const Args& args) {
   CommandLine command_line("alignkit recipe check RECIPE.toml [--set section.key=value ...]", CommandLine::takes_recipe);
@@ -230,6 +224,7 @@ int run_train(const Args& args) {
   if (!command_line.parse(args)) return kOk;
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   require_training_sections(*loaded, "train", {"method", "model", "data"});
+  check_training_recipe(loaded->recipe);
   configure_runtime(static_cast<int>(loaded->recipe.section("run").get_int("threads")));
   const fs::path dir = run_directory(loaded->recipe, command_line.has("output") ? command_line.get<std::string>("output") : "");
   prepare_run_directory(dir, loaded->recipe);

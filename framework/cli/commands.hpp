@@ -28,6 +28,7 @@ int run_init_model(const Args& args);
 int run_tokenize(const Args& args);     // text_commands.cpp
 int run_chat_format(const Args& args);  // text_commands.cpp
 int run_generate(const Args& args);
+int run_eval(const Args& args);  // eval_command.cpp
 
 // Runs a command, printing what it throws and mapping it to an exit code.
 int guarded(const std::function<int()>& command);

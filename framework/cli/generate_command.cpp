@@ -18,31 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// generation_config.json's sampling defaults and special ids, as transformers reads them; absent
-// fields keep GenerationConfig's (transformers') defaults.
-void read_generation_config(const fs::path& file, GenerationConfig& config) {
-  std::ifstream in(file);
-  if (!in) return;
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-    if (json.contains("do_sample")) config.do_sample = json.at("do_sample").get<bool>();
-    if (json.contains("temperature")) config.temperature = json.at("temperature").get<double>();
-    if (json.contains("top_k")) config.top_k = json.at("top_k").get<std::int64_t>();
-    if (json.contains("top_p")) config.top_p = json.at("top_p").get<double>();
-    if (json.contains("max_new_tokens")) config.max_new_tokens = json.at("max_new_tokens").get<std::int64_t>();
-    if (json.contains("eos_token_id")) {
-      const auto& eos = json.at("eos_token_id");
-      config.eos_token_ids = eos.is_array() ? eos.get<std::vector<std::int64_t>>()
-                                            : std::vector<std::int64_t>{eos.get<std::int64_t>()};
-    }
-    if (json.contains("pad_token_id") && json.at("pad_token_id").is_number_integer())
-      config.pad_token_id = json.at("pad_token_id").get<std::int64_t>();
-  } catch (const nlohmann::json::exception& e) {
-    throw_file_error(file.string(), fmt::format("cannot be read as a generation config: {}", e.what()));
-  }
-}
-
 std::vector<std::int64_t> parse_ids(const std::string& text) {
   std::vector<std::int64_t> ids;
   std::size_t pos = 0;

@@ -27,6 +27,7 @@ constexpr const char* kUsage =
     "  recipe schedule RECIPE.toml                        the learning rate of every step (CSV)\n"
     "  score --model DIR --data IN.jsonl --out OUT.jsonl  log-probs of chosen and rejected completions\n"
     "  generate --model DIR --prompt TEXT                 complete prompts (greedy or sampled)\n"
+    "  eval RECIPE.toml [--model DIR]                     score a model with the recipe's [judge]\n"
     "  merge --model DIR --adapter DIR --out DIR          fold a LoRA adapter into the model\n"
     "  init-model --preset NAME --out DIR                 a random Llama-shaped model, HF format\n"
     "  tokenize --tokenizer DIR (--text T | --file F)     text to token ids (--decode: ids to text)\n"
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
   const std::map<std::string, int (*)(const cli::Args&)> commands = {
       {"train", cli::run_train}, {"plan", cli::run_plan}, {"plugins", cli::run_plugins},
       {"recipe", cli::run_recipe}, {"score", cli::run_score}, {"merge", cli::run_merge},
-      {"init-model", cli::run_init_model}, {"generate", cli::run_generate},
+      {"init-model", cli::run_init_model}, {"generate", cli::run_generate}, {"eval", cli::run_eval},
       {"tokenize", cli::run_tokenize}, {"chat-format", cli::run_chat_format}};
   auto it = commands.find(command);
   if (it == commands.end()) {

@@ -1,6 +1,9 @@
 #include "model_loading.hpp"
 
+#include <fstream>
+
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "../host/recipe_validator.hpp"
 #include "command_line.hpp"
@@ -31,6 +34,29 @@ LoadedModel load_model(const std::string& loader_name, const fs::path& dir, Plug
   if (!model) throw DiagnosticError(plugin_failure(*plugin, "to load the model", "the loader returned no model"));
   model->eval();
   return {loader, PluginRegistry::keep_loaded(*plugin, std::move(model))};
+}
+
+void read_generation_config(const fs::path& file, GenerationConfig& config) {
+  std::ifstream in(file);
+  if (!in) return;
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+    if (json.contains("do_sample")) config.do_sample = json.at("do_sample").get<bool>();
+    if (json.contains("temperature")) config.temperature = json.at("temperature").get<double>();
+    if (json.contains("top_k")) config.top_k = json.at("top_k").get<std::int64_t>();
+    if (json.contains("top_p")) config.top_p = json.at("top_p").get<double>();
+    if (json.contains("max_new_tokens")) config.max_new_tokens = json.at("max_new_tokens").get<std::int64_t>();
+    if (json.contains("eos_token_id")) {
+      const auto& eos = json.at("eos_token_id");
+      config.eos_token_ids = eos.is_array() ? eos.get<std::vector<std::int64_t>>()
+                                            : std::vector<std::int64_t>{eos.get<std::int64_t>()};
+    }
+    if (json.contains("pad_token_id") && json.at("pad_token_id").is_number_integer())
+      config.pad_token_id = json.at("pad_token_id").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw_file_error(file.string(), fmt::format("cannot be read as a generation config: {}", e.what()));
+  }
 }
 
 torch::ScalarType parse_dtype(const std::string& name) {

@@ -1,4 +1,4 @@
-// Loading a model for a command (score, merge, generate) through a model-loader plugin, selected
+// Loading a model for a command (score, merge, generate, eval) through a model-loader plugin, selected
 // as a recipe's [model] section would select it.
 #pragma once
 
@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include <alignkit/generation.hpp>
 #include <alignkit/model_loader.hpp>
 
 #include "../host/plugin_registry.hpp"
@@ -19,6 +20,10 @@ struct LoadedModel {
 
 LoadedModel load_model(const std::string& loader_name, const std::filesystem::path& dir, PluginRegistry& registry,
                        const LoadOptions& options = {});
+
+// generation_config.json's sampling defaults and special ids, as transformers reads them; absent
+// fields (or an absent file) keep `config`'s values.
+void read_generation_config(const std::filesystem::path& file, GenerationConfig& config);
 
 // "float32", "bfloat16" or "float16" (UsageError otherwise).
 torch::ScalarType parse_dtype(const std::string& name);

@@ -78,6 +78,10 @@ std::vector<SectionSchema> make_sections() {
                     .doc = "Projections to adapt, by name or name suffix."},
                    {.key = "use_rslora", .type = OptionType::boolean, .default_value = "false",
                     .doc = "Scale by alpha / sqrt(r) (rsLoRA)."},
+                   {.key = "init_adapter", .type = OptionType::path,
+                    .doc = "Start from this PEFT adapter (a folder with adapter_config.json) instead of a "
+                           "fresh one; its config then sets r, alpha, dropout and target_modules, and "
+                           "setting those keys as well is an error."},
                },
                std::nullopt, nullptr, false});
   s.push_back({"reference", "The frozen reference model of methods that need one (DPO, IPO, KTO).",
@@ -165,6 +169,17 @@ std::vector<SectionSchema> make_sections() {
                     .choices = "fail|skip"},
                },
                PluginKind::dataset, "format", false});
+  s.push_back({"judge", "A programmatic judge for `alignkit eval`: held-out prompts, greedy generation, a score per completion.",
+               {
+                   {.key = "name", .type = OptionType::string,
+                    .doc = "Judge plugin, e.g. `task_api`.", .required = true},
+                   {.key = "max_new_tokens", .type = OptionType::integer, .default_value = "64",
+                    .doc = "Tokens generated at most per prompt (greedy; generation stops at EOS).",
+                    .min = 1, .max = 1e6},
+                   {.key = "batch_size", .type = OptionType::integer, .default_value = "32",
+                    .doc = "Prompts generated together (left-padded, one KV cache).", .min = 1, .max = 1e6},
+               },
+               PluginKind::judge, "name", false});
   s.push_back({"plugins", "Extra plugin libraries for this recipe.",
                {
                    {.key = "paths", .type = OptionType::path_list, .default_value = "[]",

@@ -1,9 +1,9 @@
 // The host's part of the recipe: its sections, their keys, and which sections select a plugin.
 //
-// A plugin-backed section ([scheduler], [method], [model], [data]) holds the host's keys (the
-// plugin selector and what the host itself uses, such as warmup) plus the selected plugin's own
-// declared keys. Host and plugin keys are validated by the same rules and documented by the same
-// generator.
+// A plugin-backed section ([scheduler], [method], [model], [data], [judge]) holds the host's
+// keys (the plugin selector and what the host itself uses, such as warmup) plus the selected
+// plugin's own declared keys. Host and plugin keys are validated by the same rules and documented
+// by the same generator.
 #pragma once
 
 #include <optional>

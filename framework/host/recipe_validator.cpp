@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <alignkit/dataset.hpp>
+#include <alignkit/judge.hpp>
 #include <alignkit/loss.hpp>
 #include <alignkit/model_loader.hpp>
 
@@ -324,6 +325,7 @@ void instantiate_plugins(const ValidatedRecipe& recipe, const PluginRegistry& re
       case PluginKind::loss: registry.create<Loss>(*plugin, section); break;
       case PluginKind::dataset: registry.create<Dataset>(*plugin, section); break;
       case PluginKind::model_loader: registry.create<ModelLoader>(*plugin, section); break;
+      case PluginKind::judge: registry.create<Judge>(*plugin, section); break;
     }
   }
 }

@@ -142,7 +142,8 @@ class Trainer {
     auto window_start = Clock::now();
     const auto start = Clock::now();
     for (std::int64_t step = 0; step < max_steps; ++step) {
-      const double lr = base_lr * scheduler_->lr_factor(step, shape_);
+      const double lr = base_lr * call_plugin(*scheduler_plugin_, "to compute the learning rate",
+                                              [&] { return scheduler_->lr_factor(step, shape_); });
       for (auto& group : optimizer_->param_groups())
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       policy_->train();
@@ -259,14 +260,23 @@ class Trainer {
       throw DiagnosticError(model_section.error("quantization", "a quantized base needs LoRA adapters to train",
                                                 "add a [lora] section, or set quantization = \"none\""));
     policy_ = load_model(model_path, dtype_, quantization_);
+    check_vocabulary(policy_->description().vocab_size);
     if (lora_) {
       const auto section = recipe_.section("lora");
-      lora_config_.r = section.get_int("r");
-      lora_config_.alpha = section.get_float("alpha");
-      lora_config_.dropout = section.get_float("dropout");
-      lora_config_.use_rslora = section.get_bool("use_rslora");
-      lora_config_.target_modules = section.get_string_list("target_modules");
-      apply_lora(*policy_, lora_config_);
+      if (section.has("init_adapter")) {
+        for (const char* key : {"r", "alpha", "dropout", "use_rslora", "target_modules"})
+          if (section.has(key))
+            throw DiagnosticError(section.error(key, fmt::format("'{}' is set by init_adapter's adapter_config.json", key),
+                                                "remove it, or drop init_adapter to start a fresh adapter"));
+        lora_config_ = load_peft_adapter(*policy_, section.get_path("init_adapter"));
+      } else {
+        lora_config_.r = section.get_int("r");
+        lora_config_.alpha = section.get_float("alpha");
+        lora_config_.dropout = section.get_float("dropout");
+        lora_config_.use_rslora = section.get_bool("use_rslora");
+        lora_config_.target_modules = section.get_string_list("target_modules");
+        apply_lora(*policy_, lora_config_);
+      }
     } else {
       for (auto& p : policy_->parameters()) p.set_requires_grad(true);
     }
@@ -302,9 +312,23 @@ class Trainer {
     std::cerr << fmt::format("model: {} ({} parameters, {} trainable{}), reference: {}\n", model_path.string(),
                              policy_->description().parameters, trainable, lora_ ? ", LoRA" : "", strategy_name());
 
-    const auto* scheduler_plugin = recipe_.plugins.at("scheduler");
-    scheduler_ = registry_.create<Scheduler>(*scheduler_plugin, recipe_.section("scheduler"));
+    scheduler_plugin_ = recipe_.plugins.at("scheduler");
+    scheduler_ = registry_.create<Scheduler>(*scheduler_plugin_, recipe_.section("scheduler"));
     shape_ = schedule_shape(recipe_);
+  }
+
+  // Token ids the model has no embedding for would fail deep inside LibTorch; name the example.
+  void check_vocabulary(std::int64_t vocab_size) const {
+    for (const auto* split : {&data_.train, &data_.eval})
+      for (const auto& e : *split)
+        for (const auto* ids : {&e.prompt, &e.completion, &e.rejected})
+          for (auto id : *ids)
+            if (id < 0 || id >= vocab_size) {
+              Diagnostic d{Severity::error, e.where,
+                           fmt::format("token id {} is outside the model's vocabulary of {}", id, vocab_size)};
+              d.help = "is the tokenizer (or are the token ids) the model's own?";
+              throw DiagnosticError(std::move(d));
+            }
   }
 
   std::shared_ptr<CausalLM> load_model(const fs::path& path, torch::ScalarType dtype, BaseQuantization quantization) {
@@ -353,8 +377,9 @@ class Trainer {
 
   // --- batches ------------------------------------------------------------------------------
 
-  // The next micro-batch of training examples: a seeded shuffle per epoch, as transformers'
-  // RandomSampler draws it.
+  // The next micro-batch of training examples: a fresh seeded shuffle each epoch (std::shuffle
+  // with mt19937_64; the same seed gives the same order, but not the order transformers'
+  // RandomSampler would draw).
   std::vector<const TokenizedExample*> next_batch() {
     const auto size = static_cast<std::size_t>(recipe_.section("training").get_int("per_device_train_batch_size"));
     std::vector<const TokenizedExample*> batch;
@@ -582,9 +607,13 @@ class Trainer {
       if (quantization_ != BaseQuantization::none) {
         // The adapter merges into the full-precision base, as PEFT's merge of a k-bit model.
         model = load_model(model_path_, dtype_, BaseQuantization::none);
-        const auto adapter = dir / "adapter";
-        if (!output.get_bool("save_adapter")) save_peft_adapter(*policy_, lora_config_, adapter, model_path_.string());
+        auto adapter = dir / "adapter";
+        if (!output.get_bool("save_adapter")) {
+          adapter = run_dir_ / ".adapter-to-merge";
+          save_peft_adapter(*policy_, lora_config_, adapter, model_path_.string());
+        }
         load_peft_adapter(*model, adapter);
+        if (!output.get_bool("save_adapter")) fs::remove_all(adapter);
       }
       merge_lora(*model);
     }
@@ -630,11 +659,39 @@ class Trainer {
 
   std::vector<torch::Tensor> trainable_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  const PluginRecord* scheduler_plugin_ = nullptr;
   std::shared_ptr<Scheduler> scheduler_;
   ScheduleShape shape_;
 };
 
 }  // namespace
+
+void check_training_recipe(const ValidatedRecipe& recipe) {
+  std::vector<Diagnostic> problems;
+  const auto training = recipe.section("training");
+  if (!training.has("max_steps"))
+    problems.push_back(training.error("max_steps", "[training] max_steps is not set", "set the number of optimizer steps"));
+  const bool lora = recipe.has_section("lora") && recipe.section("lora").get_bool("enabled");
+  const auto model = recipe.section("model");
+  if (model.get_string("quantization") != "none" && !lora)
+    problems.push_back(model.error("quantization", "a quantized base needs LoRA adapters to train",
+                                   "add a [lora] section, or set quantization = \"none\""));
+  const auto reference = recipe.section("reference");
+  if (reference.get_string("strategy") == "adapter-off" && !lora)
+    problems.push_back(reference.error("strategy", "adapter-off needs LoRA adapters on the policy",
+                                       "add a [lora] section, or use strategy = \"copy\""));
+  if (lora && recipe.section("lora").has("init_adapter"))
+    for (const char* key : {"r", "alpha", "dropout", "use_rslora", "target_modules"})
+      if (recipe.section("lora").has(key))
+        problems.push_back(recipe.section("lora").error(key, fmt::format("'{}' is set by init_adapter's adapter_config.json", key),
+                                                        "remove it, or drop init_adapter to start a fresh adapter"));
+  try {
+    (void)select_device(recipe.section("run"));
+  } catch (const DiagnosticError& e) {
+    problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
+  }
+  if (!problems.empty()) throw RecipeInvalid(std::move(problems), false);
+}
 
 TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir) {
   Trainer trainer(recipe, registry, run_dir);

@@ -65,13 +65,8 @@ class ExampleTokenizer {
     std::string prompt_text, completion_text;
     if (completion.form == Segment::Form::messages) {
       if (prompt.form == Segment::Form::text) fail("a conversational completion needs a conversational prompt");
-      if (!chat_)
-        fail(fmt::format("the data is conversational, but {} has no chat_template", tokenizer_.origin().string()),
-             "use a tokenizer with a chat template, or give prompt and completions as text");
+      prompt_text = render_prompt(prompt.messages, where);
       auto context = base_context();
-      context["messages"] = as_json(prompt.messages);
-      context["add_generation_prompt"] = true;
-      prompt_text = prompt.messages.empty() ? std::string() : chat_->render_ordered(context);
       auto whole = prompt.messages;
       whole.insert(whole.end(), completion.messages.begin(), completion.messages.end());
       context["messages"] = as_json(whole);
@@ -101,10 +96,32 @@ class ExampleTokenizer {
     return {std::move(prompt_ids), with_eos(std::move(completion_ids))};
   }
 
+  // The ids of a prompt alone, rendered as tokenize() renders it: what generation starts from.
+  std::vector<std::int64_t> prompt_ids(const Segment& prompt, const SourceLocation& where) {
+    if (prompt.form == Segment::Form::token_ids) return prompt.token_ids;
+    if (prompt.form == Segment::Form::messages) return tokenizer_.encode(render_prompt(prompt.messages, where), false);
+    return tokenizer_.encode(prompt.text, false);
+  }
+
  private:
+  // A conversation's prompt through the chat template, with add_generation_prompt.
+  std::string render_prompt(const std::vector<ChatMessage>& messages, const SourceLocation& where) const {
+    if (!chat_) {
+      Diagnostic d{Severity::error, where,
+                   fmt::format("the data is conversational, but {} has no chat_template", tokenizer_.origin().string())};
+      d.help = "use a tokenizer with a chat template, or give prompt and completions as text";
+      throw DiagnosticError(std::move(d));
+    }
+    if (messages.empty()) return {};
+    auto context = base_context();
+    context["messages"] = as_json(messages);
+    context["add_generation_prompt"] = true;
+    return chat_->render_ordered(context);
+  }
+
+  // TRL's tokenize_row appends EOS to every completion, even one that already ends with it.
   std::vector<std::int64_t> with_eos(std::vector<std::int64_t> ids) const {
-    const auto eos = tokenizer_.eos_token_id();
-    if (eos && (ids.empty() || ids.back() != *eos)) ids.push_back(*eos);
+    if (const auto eos = tokenizer_.eos_token_id()) ids.push_back(*eos);
     return ids;
   }
 
@@ -143,6 +160,11 @@ bool truncate_row(std::vector<std::int64_t>& prompt, std::vector<std::int64_t>& 
     prompt.resize(prompt.size() - static_cast<std::size_t>(excess - from_completion));
   }
   return true;
+}
+
+std::vector<std::int64_t> tokenize_prompt(const Tokenizer& tokenizer, const Segment& prompt, const SourceLocation& where) {
+  DataReport unused;
+  return ExampleTokenizer(tokenizer, unused).prompt_ids(prompt, where);
 }
 
 TrainingData prepare_training_data(Dataset& dataset, const Tokenizer& tokenizer, ExampleLayout layout,

@@ -52,6 +52,11 @@ TrainingData prepare_training_data(Dataset& dataset, const Tokenizer& tokenizer,
                                    const TokenizationOptions& options, bool skip_bad, double eval_fraction,
                                    std::uint64_t seed);
 
+// A prompt's token ids as training renders it (a conversation through the chat template with
+// add_generation_prompt, text as it is, ids as given): where generation for evaluation starts.
+// Throws DiagnosticError at `where` for a conversation and a tokenizer without a chat template.
+std::vector<std::int64_t> tokenize_prompt(const Tokenizer& tokenizer, const Segment& prompt, const SourceLocation& where);
+
 // Cuts one prompt + completion row to max_length: keep_end drops prompt tokens from the start
 // (keeping one so the first completion token is still predicted), then completion tokens from
 // the end; keep_start drops completion tokens from the end, then prompt tokens from the end.

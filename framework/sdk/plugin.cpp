@@ -1,6 +1,7 @@
 // Out-of-line members of the plugin-facing interfaces: defining the destructors here gives each
 // interface one type_info, in the SDK library, shared by the host and every plugin.
 #include <alignkit/dataset.hpp>
+#include <alignkit/judge.hpp>
 #include <alignkit/loss.hpp>
 #include <alignkit/model_loader.hpp>
 #include <alignkit/plugin.hpp>
@@ -14,6 +15,7 @@ Loss::~Loss() = default;
 Dataset::~Dataset() = default;
 ExampleSink::~ExampleSink() = default;
 ModelLoader::~ModelLoader() = default;
+Judge::~Judge() = default;
 CausalLM::~CausalLM() = default;
 
 torch::Tensor CausalLM::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -29,6 +31,7 @@ const char* to_string(PluginKind kind) {
     case PluginKind::loss: return "loss";
     case PluginKind::dataset: return "dataset";
     case PluginKind::model_loader: return "model_loader";
+    case PluginKind::judge: return "judge";
   }
   return nullptr;
 }

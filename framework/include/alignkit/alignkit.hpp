@@ -2,10 +2,13 @@
 #pragma once
 
 #include <alignkit/atomic_file.hpp>
+#include <alignkit/chat_template.hpp>
 #include <alignkit/checkpoint.hpp>
 #include <alignkit/dataset.hpp>
 #include <alignkit/diagnostic.hpp>
 #include <alignkit/generation.hpp>
+#include <alignkit/jsonl_reader.hpp>
+#include <alignkit/judge.hpp>
 #include <alignkit/logprobs.hpp>
 #include <alignkit/lora.hpp>
 #include <alignkit/loss.hpp>
@@ -16,6 +19,7 @@
 #include <alignkit/recipe_section.hpp>
 #include <alignkit/safetensors.hpp>
 #include <alignkit/scheduler.hpp>
+#include <alignkit/tokenizer.hpp>
 #include <alignkit/torch_compat.hpp>
 #include <alignkit/value_head.hpp>
 #include <alignkit/version.hpp>

@@ -18,8 +18,9 @@
 #include <alignkit/version.hpp>
 
 // The version of the contract between host and plugins: the layout of PluginInfo and OptionSpec
-// and the virtual interfaces (Scheduler, Loss, Dataset, ModelLoader). Bumped on any change to
-// them; the host refuses plugins built for another version.
+// and the virtual interfaces (Scheduler, Loss, Dataset, ModelLoader, Judge). Bumped on any
+// change to them; the host refuses plugins built for another version. A new kind with its own
+// interface (Judge) left it as it was: the plugins of the existing kinds did not change.
 #define ALIGNKIT_PLUGIN_API_VERSION 1
 
 // C++ objects cross the boundary, so host and plugin must agree on the standard library ABI
@@ -61,9 +62,10 @@ enum class PluginKind : std::uint32_t {
   loss = 2,          // an alignment method's objective (alignkit/loss.hpp)
   dataset = 3,       // turns data files into examples (alignkit/dataset.hpp)
   model_loader = 4,  // reads and writes model directories (alignkit/model_loader.hpp)
+  judge = 5,         // held-out prompts and a score for generations (alignkit/judge.hpp)
 };
 
-// "scheduler", "loss", "dataset", "model_loader"; nullptr for an unknown value.
+// "scheduler", "loss", "dataset", "model_loader", "judge"; nullptr for an unknown value.
 const char* to_string(PluginKind kind);
 
 // Creates the plugin's object from its validated options. Returns a new object the host owns;

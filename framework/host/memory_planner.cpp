@@ -1,0 +1,560 @@
+#include "memory_planner.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include <alignkit/quantization.hpp>
+
+#include "recipe_validator.hpp"
+
+namespace alignkit {
+
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+std::int64_t dtype_bytes(Precision p) { return p == Precision::fp32 ? 4 : 2; }
+const char* precision_name(Precision p) { return p == Precision::fp32 ? "fp32" : p == Precision::bf16 ? "bf16" : "fp16"; }
+// Bytes of an fp32 upcast of a tensor in dtype b: none when it already is fp32 (.to() is a no-op).
+std::int64_t upcast(std::int64_t b) { return b == 4 ? 0 : 4; }
+
+std::string gib(std::int64_t bytes) { return fmt::format("{:.2f}", static_cast<double>(bytes) / kGiB); }
+
+// The shapes every formula uses, named as in the docs: V, H, I, L, heads, kv_heads, head_dim.
+struct Shape {
+  std::int64_t V, H, I, L, nh, nkv, d, q, kv;
+  explicit Shape(const ModelDescription& m)
+      : V(m.vocab_size), H(m.hidden_size), I(m.intermediate_size), L(m.num_layers), nh(m.num_attention_heads),
+        nkv(m.num_key_value_heads > 0 ? m.num_key_value_heads : m.num_attention_heads),
+        d(m.head_dim > 0 ? m.head_dim : m.hidden_size / std::max<std::int64_t>(m.num_attention_heads, 1)),
+        q(nh * d), kv(nkv * d) {}
+};
+
+// The decoder's seven projections per layer, as [out, in] matrices with their module names
+// (plugins/models/hf/decoder.cpp registers them under these names).
+struct Projection {
+  const char* name;  // "self_attn.q_proj"
+  std::int64_t out, in;
+};
+std::vector<Projection> projections(const Shape& s) {
+  return {{"self_attn.q_proj", s.q, s.H},    {"self_attn.k_proj", s.kv, s.H},  {"self_attn.v_proj", s.kv, s.H},
+          {"self_attn.o_proj", s.H, s.q},    {"mlp.gate_proj", s.I, s.H},      {"mlp.up_proj", s.I, s.H},
+          {"mlp.down_proj", s.H, s.I}};
+}
+
+// The same suffix rule as apply_lora (sdk/lora.cpp): the full name, or a dot-separated suffix of it.
+bool lora_matches(const std::string& name, const std::vector<std::string>& targets) {
+  for (const auto& t : targets)
+    if (name == t || (name.size() > t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0 &&
+                      name[name.size() - t.size() - 1] == '.'))
+      return true;
+  return false;
+}
+
+// Rows of one training forward: paired methods run chosen and rejected in one batch (TRL's
+// concatenated_forward; trainer.cpp score_pairs), the other layouts one row per example.
+std::int64_t rows_per_forward(const LossRequirements& r, std::int64_t micro_batch) {
+  return micro_batch * (r.examples == ExampleLayout::paired ? 2 : 1);
+}
+
+// ---- Weights ---------------------------------------------------------------------------------
+
+// Parameters outside the seven projections: embeddings, lm_head (untied), norms and biases.
+// Derived as the description's total minus the projections, so biases and q/k norms of any
+// architecture are counted without the planner knowing the flags.
+std::int64_t unquantized_parameters(const ModelDescription& m, const Shape& s) {
+  std::int64_t projection = 0;
+  for (const auto& p : projections(s)) projection += p.out * p.in;
+  return m.parameters - s.L * projection;
+}
+
+// weights = (P - L * proj) * b + L * sum over projections of quantized_matrix_bytes: the loader
+// quantizes only the decoder's AdaptableLinear projections; embeddings, lm_head and norms stay in
+// the compute dtype (QLoRA keeps them unquantized too).
+std::int64_t model_weight_bytes(const ModelDescription& m, BaseQuantization q, std::int64_t b) {
+  const Shape s(m);
+  if (q == BaseQuantization::none) return m.parameters * b;
+  std::int64_t per_layer = 0;
+  for (const auto& p : projections(s)) per_layer += quantized_matrix_bytes(p.out, p.in, q, b);
+  return unquantized_parameters(m, s) * b + s.L * per_layer;
+}
+
+// ---- Activations (eager attention, plugins/models/hf/decoder.cpp) ----------------------------
+
+// Bytes one decoder layer keeps for backward, tokens = rows * T, b = compute dtype bytes:
+//   two RMSNorms        2 * tokens*H*8   (fp32 upcast + normalised + output; 4+2+2 or 4+4)
+//   q, k after rope     3 * tokens*(q + kv)*b   (projection, rotate_half's cat, rotated)
+//   v                   tokens*kv*b
+//   repeat_kv copies    2 * tokens*q*b when heads != kv_heads
+//   softmax output      rows*heads*T^2*4 (fp32), plus its cast to b when b != 4
+//   attention output    tokens*q*b (the transposed reshape copies)
+//   residual            tokens*H*b, and the layer output tokens*H*b
+//   SwiGLU MLP          4 * tokens*I*b (gate, silu, up, product)
+//   LoRA, per adapter   tokens*r*4 (A's output) + tokens*in*4 when b != 4 (the fp32 input copy)
+std::int64_t layer_activation_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows) {
+  const std::int64_t b = dtype_bytes(st.precision), T = st.max_length, tokens = rows * T;
+  std::int64_t bytes = 2 * tokens * s.H * 8;
+  bytes += 3 * tokens * (s.q + s.kv) * b + tokens * s.kv * b;
+  if (s.nh != s.nkv) bytes += 2 * tokens * s.q * b;
+  bytes += rows * s.nh * T * T * (4 + (b == 4 ? 0 : b));
+  bytes += tokens * s.q * b + 2 * tokens * s.H * b + 4 * tokens * s.I * b;
+  if (st.lora)
+    for (const auto& p : projections(s))
+      if (lora_matches(std::string("model.layers.0.") + p.name, st.lora_targets))
+        bytes += tokens * st.lora_r * 4 + (b == 4 ? 0 : tokens * p.in * 4);
+  return bytes;
+}
+
+// Transient of the attention statement beyond what it keeps: matmul, scaled and masked scores
+// alive together (3b), or at the softmax the masked scores plus their fp32 upcast (b + 4).
+std::int64_t attention_transient_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows) {
+  const std::int64_t b = dtype_bytes(st.precision), T = st.max_length;
+  return rows * s.nh * T * T * std::max(3 * b, b + upcast(b));
+}
+
+// One layer's backward working set: the score gradients (grad of probs, its fp32 upcast, the
+// softmax backward output, the cast back: about 12 bytes per score in either dtype) next to the
+// MLP's input gradients (3 * tokens*I*b) and the layer's in/out gradients (2 * tokens*H*b).
+std::int64_t layer_backward_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows) {
+  const std::int64_t b = dtype_bytes(st.precision), T = st.max_length, tokens = rows * T;
+  return std::max(rows * s.nh * T * T * 12, 3 * tokens * s.I * b) + 2 * tokens * s.H * b;
+}
+
+// A forward without gradients (a reference model, KTO's KL completions): nothing is kept, the
+// peak is one layer's statement temporaries: x, residual and output (3 * tokens*H*b) plus the
+// larger of the attention scores (3 tensors) and the MLP's four [tokens, I] temporaries.
+std::int64_t no_grad_forward_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows, std::int64_t b) {
+  const std::int64_t T = st.max_length, tokens = rows * T;
+  const std::int64_t scores = rows * s.nh * T * T * std::max(3 * b, b + upcast(b) + 4);
+  const std::int64_t qkv = tokens * (s.q + 2 * s.kv) * b * 2;
+  return 3 * tokens * s.H * b + std::max(scores + qkv, 4 * tokens * s.I * b);
+}
+
+// ---- Logits (sdk/logprobs.cpp token_logprobs) --------------------------------------------------
+
+std::int64_t chunk_positions(const PlanSettings& st, std::int64_t rows) {
+  const std::int64_t m = rows * st.max_length;  // scored positions, at most every position
+  return st.logprob_chunk > 0 ? std::min(st.logprob_chunk, m) : m;
+}
+
+// Forward, per chunk of C positions: the logits in b, their fp32 upcast, and logsumexp's fp32
+// (x - max).exp_() temporary; at most 8 bytes per logit alive at once (4 + 4, the b-copy dies
+// before logsumexp starts).
+std::int64_t logits_forward_bytes(const Shape& s, std::int64_t chunk) { return chunk * s.V * 8; }
+
+// Backward, per chunk: the recomputed fp32 logits, the softmax gradient (fp32, in place) and its
+// cast to b when b != 4: C*V*(8 + b').
+std::int64_t logits_backward_bytes(const Shape& s, std::int64_t chunk, std::int64_t b) {
+  return chunk * s.V * (8 + (b == 4 ? 0 : b));
+}
+
+}  // namespace
+
+std::int64_t quantized_matrix_bytes(std::int64_t rows, std::int64_t cols, BaseQuantization q, std::int64_t dtype_bytes) {
+  const std::int64_t n = rows * cols;
+  const std::int64_t blocks = (n + kNf4BlockSize - 1) / kNf4BlockSize;
+  switch (q) {
+    case BaseQuantization::none: return n * dtype_bytes;
+    // int8 codes + an fp32 scale per output row (Int8Weight::storage_bytes).
+    case BaseQuantization::int8: return n + rows * 4;
+    // Two 4-bit codes per byte + an fp32 absmax per 64-block: 4.5 bits per parameter.
+    case BaseQuantization::nf4: return (n + 1) / 2 + blocks * 4;
+    // int8 absmax per block + an fp32 scale per 256 blocks + the fp32 mean: ~4.127 bits.
+    case BaseQuantization::nf4_double_quant:
+      return (n + 1) / 2 + blocks + ((blocks + kNf4AbsmaxBlockSize - 1) / kNf4AbsmaxBlockSize) * 4 + 4;
+  }
+  return n * dtype_bytes;
+}
+
+std::int64_t lora_trainable_parameters(const ModelDescription& model, std::int64_t r,
+                                       const std::vector<std::string>& targets) {
+  const Shape s(model);
+  std::int64_t total = 0;
+  for (std::int64_t layer = 0; layer < s.L; ++layer)
+    for (const auto& p : projections(s))
+      if (lora_matches(fmt::format("model.layers.{}.{}", layer, p.name), targets)) total += r * (p.in + p.out);
+  return total;
+}
+
+const char* phase_name(PlanPhase phase) {
+  switch (phase) {
+    case PlanPhase::weights: return "weights";
+    case PlanPhase::optimizer: return "optimizer";
+    case PlanPhase::forward: return "forward";
+    case PlanPhase::backward: return "backward";
+    case PlanPhase::step: return "step";
+    case PlanPhase::generation: return "generation";
+    case PlanPhase::runtime: return "runtime";
+  }
+  return "?";
+}
+
+// ---- Budgets ---------------------------------------------------------------------------------
+
+const std::vector<GpuPreset>& gpu_presets() {
+  // "total capacity" as PyTorch's out-of-memory message prints it (cudaMemGetInfo's total).
+  static const std::vector<GpuPreset> presets = {
+      {"t4", 14.75, "https://github.com/xinge008/Cylinder3D/issues/109 (14.76); newer drivers 14.56"},
+      {"l4", 22.03, "https://github.com/ArcInstitute/evo2/issues/190"},
+      {"a10g", 22.03, "estimate: 24 GB GDDR6 like the L4; no public report found"},
+      {"rtx3090", 23.70, "https://github.com/xiaoxiangAQ/GAS-Net/issues/7"},
+      {"rtx4090", 23.65, "https://github.com/MotrixLab/AiOS/issues/29"},
+      {"a100-40", 39.50, "https://github.com/TianheWu/CoSeR/issues/10"},
+      {"a100-80", 79.14, "https://github.com/lianqi1008/Control-GIC/issues/6"},
+      {"h100-80", 79.11, "https://github.com/vllm-project/vllm/issues/27508"},
+      {"h200", 139.70, "estimate: 141 GB HBM3e less the share H100 loses; no public report found"},
+  };
+  return presets;
+}
+
+std::optional<MemoryBudget> gpu_budget(const std::string& name) {
+  for (const auto& p : gpu_presets())
+    if (name == p.name)
+      return MemoryBudget{p.name, static_cast<std::int64_t>(p.usable_gib * kGiB), PlanDevice::cuda, p.source};
+  return std::nullopt;
+}
+
+MemoryBudget memory_gib_budget(double gib, PlanDevice device) {
+  return {fmt::format("{:.2f} GiB", gib), static_cast<std::int64_t>(gib * kGiB), device, "--memory-gib"};
+}
+
+MemoryBudget cpu_budget() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::int64_t kib = 0;
+  while (in >> key) {
+    if (key == "MemTotal:") {
+      in >> kib;
+      break;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return {"cpu", kib * 1024, PlanDevice::cpu, "/proc/meminfo MemTotal"};
+}
+
+// ---- Settings from a recipe --------------------------------------------------------------------
+
+namespace {
+
+Precision precision_of(const std::string& name) {
+  return name == "bfloat16" ? Precision::bf16 : name == "float16" ? Precision::fp16 : Precision::fp32;
+}
+
+}  // namespace
+
+PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
+  PlanSettings st;
+  const auto training = recipe.section("training");
+  st.micro_batch = training.get_int("per_device_train_batch_size");
+  st.max_length = training.get_int("max_length");
+  st.precision = precision_of(training.get_string("precision"));
+  st.gradient_checkpointing = training.get_bool("gradient_checkpointing");
+  st.logprob_chunk = training.get_int("logprob_chunk");
+  st.lora = recipe.has_section("lora") && recipe.section("lora").get_bool("enabled");
+  if (st.lora) {
+    const auto lora = recipe.section("lora");
+    st.lora_r = lora.get_int("r");
+    st.lora_targets = lora.get_string_list("target_modules");
+  }
+  const std::string q = recipe.section("model").get_string("quantization");
+  st.quantization = q == "int8"               ? BaseQuantization::int8
+                    : q == "nf4"              ? BaseQuantization::nf4
+                    : q == "nf4-double-quant" ? BaseQuantization::nf4_double_quant
+                                              : BaseQuantization::none;
+  st.reference_precision = st.precision;
+  if (recipe.has_section("reference")) {
+    const auto reference = recipe.section("reference");
+    const std::string strategy = reference.get_string("strategy");
+    st.reference = strategy == "copy"          ? PlanReference::copy
+                   : strategy == "adapter-off" ? PlanReference::adapter_off
+                   : strategy == "precomputed" ? PlanReference::precomputed
+                   : st.lora                   ? PlanReference::adapter_off
+                                               : PlanReference::copy;
+    if (reference.has("precision")) st.reference_precision = precision_of(reference.get_string("precision"));
+  } else {
+    st.reference = st.lora ? PlanReference::adapter_off : PlanReference::copy;
+  }
+  const std::string device = recipe.has_section("run") ? recipe.section("run").get_string("device") : "auto";
+  st.device = device.rfind("cuda", 0) == 0 ? PlanDevice::cuda : PlanDevice::cpu;
+  return st;
+}
+
+// ---- The plan ----------------------------------------------------------------------------------
+
+namespace {
+
+const std::vector<PlanPhase> kRunPhases = {PlanPhase::forward, PlanPhase::backward, PlanPhase::step};
+const std::vector<PlanPhase> kAllPhases = {PlanPhase::weights, PlanPhase::forward, PlanPhase::backward,
+                                           PlanPhase::step, PlanPhase::generation};
+
+// The CPU process before any tensor: LibTorch, its OpenMP/BLAS runtimes, the plugins and the
+// tokenizer, as peak RSS of an alignkit train run on the tiny model (docs/memory-planner.md).
+constexpr std::int64_t kCpuProcessBaseline = 330ll * 1024 * 1024;
+// The CUDA context, cuBLAS workspace and kernels: the upper end of the 0.3-0.45 GiB reported.
+constexpr std::int64_t kCudaContext = 450ll * 1024 * 1024;
+// The caching allocator reserves more than is allocated; the plan adds this share of the peak.
+constexpr double kAllocatorMargin = 0.10;
+
+struct Builder {
+  std::vector<PlanComponent> components;
+  void add(std::string name, std::int64_t bytes, PlanPhase phase, std::string formula, std::vector<PlanPhase> live,
+           bool transient = false) {
+    if (bytes <= 0) return;
+    components.push_back({std::move(name), bytes, phase, std::move(formula), std::move(live), transient});
+  }
+};
+
+bool lives_in(const PlanComponent& c, PlanPhase phase) {
+  return std::find(c.live.begin(), c.live.end(), phase) != c.live.end();
+}
+
+MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossRequirements& req,
+                                    const PlanSettings& st, const MemoryBudget& budget) {
+  const Shape s(model);
+  const std::int64_t b = dtype_bytes(st.precision);
+  const std::int64_t rows = rows_per_forward(req, st.micro_batch);
+  const std::int64_t T = st.max_length, tokens = rows * T;
+  const std::int64_t chunk = chunk_positions(st, rows);
+  const bool quantized = st.lora && st.quantization != BaseQuantization::none;
+  const PlanReference reference = req.reference_model ? st.reference : PlanReference::none;
+  Builder out;
+
+  // Weights.
+  const auto weights = model_weight_bytes(model, quantized ? st.quantization : BaseQuantization::none, b);
+  out.add("policy weights", weights, PlanPhase::weights,
+          quantized ? fmt::format("(P - L*proj)*{} + L*sum(quantized projections), P = {}", b, model.parameters)
+                    : fmt::format("P*{} = {}*{} ({})", b, model.parameters, b, precision_name(st.precision)),
+          kAllPhases);
+  if (quantized) {
+    std::int64_t largest = 0;
+    for (const auto& p : projections(s)) largest = std::max(largest, p.out * p.in);
+    out.add("quantization at load (transient)", largest * (b + 24), PlanPhase::weights,
+            fmt::format("largest projection {} * (b + 24): its {} copy, fp32 blocks, |x|, normalised, int64 codes",
+                        largest, precision_name(st.precision)),
+            {PlanPhase::weights}, true);
+  }
+  if (reference == PlanReference::copy) {
+    const auto rb = dtype_bytes(st.reference_precision);
+    out.add("reference weights (copy)", model.parameters * rb, PlanPhase::weights,
+            fmt::format("P*{} ({}, never quantized)", rb, precision_name(st.reference_precision)), kAllPhases);
+  }
+
+  // Trainable parameters, their gradients and AdamW's moments.
+  const std::int64_t trainable = st.lora ? lora_trainable_parameters(model, st.lora_r, st.lora_targets) : model.parameters;
+  const std::int64_t tb = st.lora ? 4 : b;  // adapters are fp32; full fine-tuning trains in place
+  if (st.lora)
+    out.add("LoRA adapters", trainable * 4, PlanPhase::weights,
+            fmt::format("sum over adapted [out,in] of r*(in+out)*4 = {}*4", trainable), kAllPhases);
+  out.add("gradients", trainable * tb, PlanPhase::backward, fmt::format("trainable*{} = {}*{}", tb, trainable, tb),
+          kRunPhases);
+  out.add("AdamW moments", 2 * trainable * tb, PlanPhase::optimizer,
+          fmt::format("2*trainable*{} (exp_avg, exp_avg_sq, zeros_like the parameter)", tb), kRunPhases);
+  std::int64_t largest_trainable = 0;
+  if (st.lora) {
+    for (const auto& p : projections(s)) largest_trainable = std::max(largest_trainable, st.lora_r * std::max(p.in, p.out));
+  } else {
+    largest_trainable = std::max({s.V * s.H, s.I * s.H, s.q * s.H});
+  }
+  out.add("AdamW step temporaries", 2 * largest_trainable * tb, PlanPhase::step,
+          fmt::format("2*largest trainable tensor*{} (sqrt and division of exp_avg_sq)", tb), {PlanPhase::step}, true);
+
+  // Activations kept for backward.
+  const std::int64_t per_layer = layer_activation_bytes(s, st, rows);
+  const std::int64_t shared = tokens * s.H * b + rows * T * T * b + 2 * tokens * s.d * b +
+                              tokens * s.H * (8 + b) + tokens * s.H * b;
+  if (st.gradient_checkpointing) {
+    out.add("activations (checkpointed layer inputs)", s.L * tokens * s.H * b, PlanPhase::forward,
+            fmt::format("L*rows*T*H*b = {}*{}*{}*{}*{}", s.L, rows, T, s.H, b), {PlanPhase::forward, PlanPhase::backward});
+    out.add("layer recomputed in backward", per_layer, PlanPhase::backward,
+            fmt::format("one layer's activations, rows = {}, T = {}", rows, T), {PlanPhase::backward});
+  } else {
+    out.add("activations (all layers)", s.L * per_layer, PlanPhase::forward,
+            fmt::format("L * per-layer({} rows x {} tokens) = {} * {}", rows, T, s.L, per_layer),
+            {PlanPhase::forward, PlanPhase::backward});
+  }
+  out.add("mask, rope, embeddings, final norm, scored states", shared, PlanPhase::forward,
+          "rows*T*(H*b + T*b + 2*d*b + H*(8+b) + H*b)", {PlanPhase::forward, PlanPhase::backward});
+  out.add("attention scores (transient)", attention_transient_bytes(s, st, rows), PlanPhase::forward,
+          fmt::format("rows*heads*T^2*max(3b, b+4') = {}*{}*{}^2*{}", rows, s.nh, T, std::max(3 * b, b + upcast(b))),
+          {PlanPhase::forward}, true);
+
+  // Logits: the largest activation of a causal LM, credited for chunking.
+  out.add("logits forward (transient)", logits_forward_bytes(s, chunk), PlanPhase::forward,
+          fmt::format("C*V*8 (fp32 logits + logsumexp temp), C = {}{}", chunk, st.logprob_chunk > 0 ? "" : " (unchunked: all positions)"),
+          {PlanPhase::forward}, true);
+  std::int64_t head_grad = 0;
+  if (!st.lora) head_grad = s.V * s.H * (4 + b + upcast(b) + b);
+  out.add("logits backward (transient)", logits_backward_bytes(s, chunk, b) + tokens * s.H * b + head_grad,
+          PlanPhase::backward,
+          fmt::format("C*V*(8+b') + rows*T*H*b (grad of states){}", st.lora ? "" : " + V*H*(4+b+4'+b) (fp32 head grad)"),
+          {PlanPhase::backward}, true);
+  out.add("layer backward working set (transient)", layer_backward_bytes(s, st, rows), PlanPhase::backward,
+          "max(rows*heads*T^2*12, 3*rows*T*I*b) + 2*rows*T*H*b", {PlanPhase::backward}, true);
+
+  // Forwards without gradients while the policy's activations are held.
+  if (reference == PlanReference::copy || reference == PlanReference::adapter_off) {
+    const auto rb = reference == PlanReference::copy ? dtype_bytes(st.reference_precision) : b;
+    out.add("reference forward (transient)",
+            std::max(no_grad_forward_bytes(s, st, rows, rb), logits_forward_bytes(s, chunk) + 2 * tokens * s.H * rb),
+            PlanPhase::forward, "one no-grad layer's temporaries, or C*V*8 logits", {PlanPhase::forward}, true);
+  }
+  if (req.kl_completions)
+    out.add("KL completions forward (transient)",
+            std::max(no_grad_forward_bytes(s, st, st.micro_batch, b),
+                     logits_forward_bytes(s, chunk_positions(st, st.micro_batch)) + 2 * st.micro_batch * T * s.H * b),
+            PlanPhase::forward, "the policy without gradients on mismatched pairs", {PlanPhase::forward}, true);
+
+  // Online methods: the KV cache of generation.
+  if (req.generation) {
+    const std::int64_t positions = st.max_new_tokens > 0 ? std::min(T, st.max_new_tokens + T / 2) : T;
+    out.add("KV cache", 2 * s.L * st.micro_batch * s.kv * positions * b, PlanPhase::generation,
+            fmt::format("2*L*batch*kv_heads*head_dim*positions*b, positions = {}", positions),
+            {PlanPhase::generation});
+  }
+
+  // Sum per phase: residents plus the largest transient of the phase.
+  MemoryPlan plan;
+  plan.model = model;
+  plan.requirements = req;
+  plan.settings = st;
+  plan.budget = budget;
+  std::int64_t peak = -1;
+  for (const auto phase : kAllPhases) {
+    std::int64_t resident = 0, transient = 0;
+    for (const auto& c : out.components) {
+      if (!lives_in(c, phase)) continue;
+      if (c.transient) transient = std::max(transient, c.bytes);
+      else resident += c.bytes;
+    }
+    if (phase == PlanPhase::generation && !req.generation) continue;
+    plan.phase_totals.emplace_back(phase, resident + transient);
+    if (resident + transient > peak) peak = resident + transient, plan.peak_phase = phase;
+  }
+
+  // The runtime: a CPU process's baseline, or a CUDA context and the allocator's margin.
+  if (budget.device == PlanDevice::cpu) {
+    out.add("process baseline (LibTorch, plugins)", kCpuProcessBaseline, PlanPhase::runtime,
+            "measured RSS of alignkit train before tensors", kAllPhases);
+  } else {
+    out.add("CUDA context", kCudaContext, PlanPhase::runtime, "0.45 GiB (reported 0.3-0.45 GiB per process)", kAllPhases);
+    out.add("allocator margin", static_cast<std::int64_t>(static_cast<double>(peak) * kAllocatorMargin),
+            PlanPhase::runtime, "10% of the planned peak (reserved exceeds allocated by 0-50%)", kAllPhases);
+  }
+  std::int64_t runtime = 0;
+  for (const auto& c : out.components)
+    if (c.phase == PlanPhase::runtime) runtime += c.bytes;
+  for (auto& [phase, total] : plan.phase_totals) total += runtime;
+  plan.peak = peak + runtime;
+  plan.components = std::move(out.components);
+  plan.fits = budget.bytes <= 0 || plan.peak <= budget.bytes;
+  return plan;
+}
+
+}  // namespace
+
+MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& requirements,
+                       const PlanSettings& settings, const MemoryBudget& budget) {
+  auto plan = plan_without_suggestions(model, requirements, settings, budget);
+  if (plan.fits) return plan;
+  std::vector<std::pair<std::string, PlanSettings>> changes;
+  auto change = [&](std::string what, auto&& edit) {
+    PlanSettings s = settings;
+    edit(s);
+    changes.emplace_back(std::move(what), std::move(s));
+  };
+  if (!settings.gradient_checkpointing)
+    change("[training] gradient_checkpointing = true", [](PlanSettings& s) { s.gradient_checkpointing = true; });
+  if (settings.micro_batch > 1)
+    change(fmt::format("[training] per_device_train_batch_size = {}, gradient_accumulation_steps x{}",
+                       settings.micro_batch / 2, 2),
+           [](PlanSettings& s) { s.micro_batch /= 2; });
+  if (!settings.lora)
+    change("[lora] enabled = true (r 16, all projections)", [](PlanSettings& s) {
+      s.lora = true;
+      s.lora_r = 16;
+      s.reference = s.reference == PlanReference::copy ? PlanReference::adapter_off : s.reference;
+    });
+  if (settings.quantization != BaseQuantization::nf4 && settings.quantization != BaseQuantization::nf4_double_quant)
+    change(settings.lora ? "[model] quantization = \"nf4\"" : "[lora] enabled = true and [model] quantization = \"nf4\"",
+           [](PlanSettings& s) {
+             if (!s.lora) s.lora = true, s.lora_r = 16;
+             s.quantization = BaseQuantization::nf4;
+             if (s.reference == PlanReference::copy) s.reference = PlanReference::adapter_off;
+           });
+  if (requirements.reference_model && settings.reference == PlanReference::copy && settings.lora)
+    change("[reference] strategy = \"adapter-off\"", [](PlanSettings& s) { s.reference = PlanReference::adapter_off; });
+  if (requirements.reference_model && settings.reference != PlanReference::precomputed)
+    change("[reference] strategy = \"precomputed\"", [](PlanSettings& s) { s.reference = PlanReference::precomputed; });
+  if (settings.logprob_chunk == 0 || settings.logprob_chunk > 256)
+    change("[training] logprob_chunk = 256", [](PlanSettings& s) { s.logprob_chunk = 256; });
+  if (settings.max_length > 256)
+    change(fmt::format("[training] max_length = {}", settings.max_length / 2), [](PlanSettings& s) { s.max_length /= 2; });
+  for (const auto& [what, s] : changes) {
+    const auto alternative = plan_without_suggestions(model, requirements, s, plan.budget);
+    if (alternative.peak >= plan.peak) continue;
+    plan.suggestions.push_back({what, alternative.peak, plan.peak - alternative.peak, alternative.fits});
+  }
+  std::stable_sort(plan.suggestions.begin(), plan.suggestions.end(),
+                   [](const PlanSuggestion& a, const PlanSuggestion& b) { return a.saves > b.saves; });
+  return plan;
+}
+
+// ---- Renderings --------------------------------------------------------------------------------
+
+std::string render_plan_table(const MemoryPlan& plan) {
+  std::ostringstream out;
+  out << fmt::format("{:<52} {:>10}  {:<10}\n", "component", "GiB", "phase");
+  out << std::string(76, '-') << "\n";
+  for (const auto& c : plan.components)
+    out << fmt::format("{:<52} {:>10}  {:<10}\n", c.name, gib(c.bytes), phase_name(c.phase));
+  out << std::string(76, '-') << "\n";
+  for (const auto& [phase, total] : plan.phase_totals)
+    out << fmt::format("{:<52} {:>10}\n", fmt::format("total at {}", phase_name(phase)), gib(total));
+  out << fmt::format("{:<52} {:>10}  ({})\n", "peak", gib(plan.peak), phase_name(plan.peak_phase));
+  if (plan.budget.bytes > 0) {
+    out << fmt::format("{:<52} {:>10}\n", fmt::format("budget: {}", plan.budget.name), gib(plan.budget.bytes));
+    out << (plan.fits ? "verdict: fits\n" : "verdict: does not fit\n");
+  }
+  if (!plan.suggestions.empty()) {
+    out << "\nchanges, by what they save:\n";
+    for (const auto& s : plan.suggestions)
+      out << fmt::format("  {:<64} -> {:>8} GiB{}\n", s.change, gib(s.total), s.fits ? " (fits)" : "");
+  }
+  return out.str();
+}
+
+nlohmann::json plan_to_json(const MemoryPlan& plan) {
+  nlohmann::json components = nlohmann::json::array();
+  for (const auto& c : plan.components) {
+    nlohmann::json live = nlohmann::json::array();
+    for (auto p : c.live) live.push_back(phase_name(p));
+    components.push_back({{"name", c.name}, {"bytes", c.bytes}, {"gib", static_cast<double>(c.bytes) / kGiB},
+                          {"phase", phase_name(c.phase)}, {"live", live}, {"transient", c.transient},
+                          {"formula", c.formula}});
+  }
+  nlohmann::json phases = nlohmann::json::object();
+  for (const auto& [phase, total] : plan.phase_totals) phases[phase_name(phase)] = total;
+  nlohmann::json suggestions = nlohmann::json::array();
+  for (const auto& s : plan.suggestions)
+    suggestions.push_back({{"change", s.change}, {"total_bytes", s.total}, {"saves_bytes", s.saves}, {"fits", s.fits}});
+  const auto& st = plan.settings;
+  return {{"schema", "alignkit.memory-plan/1"},
+          {"model", {{"parameters", plan.model.parameters}, {"vocab_size", plan.model.vocab_size},
+                     {"hidden_size", plan.model.hidden_size}, {"num_layers", plan.model.num_layers}}},
+          {"settings", {{"micro_batch", st.micro_batch}, {"max_length", st.max_length},
+                        {"precision", precision_name(st.precision)}, {"gradient_checkpointing", st.gradient_checkpointing},
+                        {"logprob_chunk", st.logprob_chunk}, {"lora", st.lora}, {"lora_r", st.lora_r}}},
+          {"components", components},
+          {"phase_totals_bytes", phases},
+          {"peak_bytes", plan.peak},
+          {"peak_phase", phase_name(plan.peak_phase)},
+          {"budget", {{"name", plan.budget.name}, {"bytes", plan.budget.bytes},
+                      {"device", plan.budget.device == PlanDevice::cpu ? "cpu" : "cuda"}, {"source", plan.budget.source}}},
+          {"fits", plan.fits},
+          {"suggestions", suggestions}};
+}
+
+}  // namespace alignkit

@@ -1,0 +1,121 @@
+// The memory planner: predicts the peak memory of a training run from the model's configuration,
+// the method's declared needs and the recipe, before anything is loaded.
+//
+// One formula per component, each a small named function in memory_planner.cpp with its
+// derivation; docs/memory-planner.md explains every one and cites the public facts behind them.
+// The planner sizes what alignkit itself allocates (framework/host/trainer.cpp, the hf decoder,
+// sdk/logprobs.cpp, sdk/lora.cpp, sdk/quantization.cpp), not what another framework would.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <alignkit/loss.hpp>
+#include <alignkit/model_loader.hpp>
+
+namespace alignkit {
+
+struct ValidatedRecipe;
+
+enum class Precision { fp32, bf16, fp16 };
+enum class PlanDevice { cpu, cuda };
+// How the reference model of a method that needs one is provided ([reference] strategy).
+enum class PlanReference { none, copy, adapter_off, precomputed };
+
+// The recipe settings that decide memory. Defaults are the recipe schema's defaults.
+struct PlanSettings {
+  std::int64_t micro_batch = 8;       // training.per_device_train_batch_size (examples)
+  std::int64_t max_length = 1024;     // training.max_length (prompt + completion tokens)
+  Precision precision = Precision::fp32;
+  bool gradient_checkpointing = false;
+  std::int64_t logprob_chunk = 256;   // positions per log-prob chunk; 0 = all at once
+  bool lora = false;
+  std::int64_t lora_r = 8;
+  std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  BaseQuantization quantization = BaseQuantization::none;
+  // Resolved: `auto` is adapter-off with LoRA, else copy. Methods without a reference ignore it.
+  PlanReference reference = PlanReference::copy;
+  Precision reference_precision = Precision::fp32;
+  PlanDevice device = PlanDevice::cpu;
+  std::int64_t max_new_tokens = 0;    // online methods: tokens generated per prompt (0: max_length)
+};
+
+// Reads the settings from a validated recipe's [training], [lora], [model], [reference] and [run].
+PlanSettings settings_from_recipe(const ValidatedRecipe& recipe);
+
+enum class PlanPhase { weights, optimizer, forward, backward, step, generation, runtime };
+const char* phase_name(PlanPhase phase);
+
+struct PlanComponent {
+  std::string name;
+  std::int64_t bytes = 0;
+  PlanPhase phase = PlanPhase::weights;  // where it is allocated
+  std::string formula;                   // the formula with its numbers, for the breakdown
+  // Resident in these phases; a transient one lives only in its own phase, and transients of
+  // one phase run one after another, so only the largest of them counts there.
+  std::vector<PlanPhase> live;
+  bool transient = false;
+};
+
+// What the plan is compared with.
+struct MemoryBudget {
+  std::string name;            // "t4", "memory-gib", "cpu (MemTotal)"
+  std::int64_t bytes = 0;
+  PlanDevice device = PlanDevice::cuda;
+  std::string source;          // where the usable figure comes from
+};
+
+struct GpuPreset {
+  const char* name;
+  double usable_gib;   // total capacity as PyTorch reports it (torch.cuda.get_device_properties)
+  const char* source;  // a public report of that figure
+};
+const std::vector<GpuPreset>& gpu_presets();
+// A preset by name ("t4", "a100-80", ...); nullopt for an unknown name.
+std::optional<MemoryBudget> gpu_budget(const std::string& name);
+MemoryBudget memory_gib_budget(double gib, PlanDevice device = PlanDevice::cuda);
+// The machine's MemTotal from /proc/meminfo (0 bytes where it cannot be read).
+MemoryBudget cpu_budget();
+
+struct PlanSuggestion {
+  std::string change;        // what to set, in recipe words
+  std::int64_t total = 0;    // the plan's peak with only this change
+  std::int64_t saves = 0;    // current peak - total
+  bool fits = false;
+};
+
+struct MemoryPlan {
+  ModelDescription model;
+  LossRequirements requirements;
+  PlanSettings settings;
+  std::vector<PlanComponent> components;
+  std::int64_t peak = 0;          // bytes at the peak phase, margins included
+  PlanPhase peak_phase = PlanPhase::forward;
+  std::vector<std::pair<PlanPhase, std::int64_t>> phase_totals;  // forward, backward, step, generation
+  MemoryBudget budget;
+  bool fits = false;
+  std::vector<PlanSuggestion> suggestions;  // ranked by what they save, largest first
+};
+
+// Plans a run. Pure arithmetic: a 70B configuration plans in microseconds. Suggestions are
+// filled only when the plan does not fit the budget (each is the plan re-run with one change).
+MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& requirements,
+                       const PlanSettings& settings, const MemoryBudget& budget);
+
+// Bytes a [rows, cols] matrix takes under a base quantization (the arithmetic of
+// Nf4Weight::storage_bytes and Int8Weight::storage_bytes; `none` is rows * cols * dtype bytes).
+std::int64_t quantized_matrix_bytes(std::int64_t rows, std::int64_t cols, BaseQuantization q, std::int64_t dtype_bytes);
+// Trainable LoRA parameters apply_lora attaches for these targets, by the decoder's module names.
+std::int64_t lora_trainable_parameters(const ModelDescription& model, std::int64_t r,
+                                       const std::vector<std::string>& targets);
+
+// Renderings for `alignkit plan`: a fixed-width table in GiB (2 decimals) and a JSON document
+// whose schema is documented in docs/memory-planner.md ("schema": "alignkit.memory-plan/1").
+std::string render_plan_table(const MemoryPlan& plan);
+nlohmann::json plan_to_json(const MemoryPlan& plan);
+
+}  // namespace alignkit

@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""Python reference of TRL's DPO training step, on Debian's python3-torch.
+
+Written from the semantics of TRL 0.19's DPOTrainer and transformers' Trainer, independently of
+alignkit's C++: each row is prompt + completion (+ EOS) in TRL's concatenated layout after
+flush_left (chosen rows, then rejected rows, right-padded, positions 0..T-1), summed completion
+log-probs, the sigmoid DPO loss against a frozen reference (the starting weights, or the base with
+the LoRA adapter off), backward, the global gradient norm clipped as transformers does, and
+torch.optim.AdamW with transformers' parameter groups (no weight decay on biases and norm weights)
+under a linear schedule without warmup. Every step uses the whole dataset as its batch.
+
+usage: trl_dpo_step.py --model DIR [--adapter DIR] --data F.jsonl --steps N --lr LR --beta B
+                       [--weight-decay W] [--max-grad-norm G] [--eos ID] [--pad ID]
+Prints one JSON object per step: loss, grad_norm, rewards/margins.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from llama_reference import Model  # noqa: E402
+
+
+def rows(examples, eos, pad):
+    seqs, masks = [], []
+    for side in ("chosen_ids", "rejected_ids"):
+        for e in examples:
+            completion = list(e[side]) + [eos]  # TRL's tokenize_row: EOS after every completion
+            seqs.append(list(e["prompt_ids"]) + completion)
+            masks.append([0] * len(e["prompt_ids"]) + [1] * len(completion))
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.int64)
+    attention = torch.zeros((len(seqs), width), dtype=torch.int64)
+    completion = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for i, (s, m) in enumerate(zip(seqs, masks)):
+        ids[i, :len(s)] = torch.tensor(s)
+        attention[i, :len(s)] = 1
+        completion[i, :len(m)] = torch.tensor(m, dtype=torch.bool)
+    return ids, attention, completion
+
+
+def summed_logps(model, ids, attention, completion):
+    logits = model.forward(ids, attention).float()
+    logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    return (logps * completion[:, 1:]).sum(-1)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", required=True)
+    p.add_argument("--adapter")
+    p.add_argument("--data", required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--beta", type=float, required=True)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--eos", type=int, default=2)
+    p.add_argument("--pad", type=int, default=0)
+    a = p.parse_args()
+    with open(a.data) as f:
+        examples = [json.loads(line) for line in f if line.strip()]
+    ids, attention, completion = rows(examples, a.eos, a.pad)
+    n = len(examples)
+
+    model = Model(a.model, a.adapter)
+    with torch.no_grad():  # the reference: the starting weights (with LoRA: the base alone)
+        saved_lora, model.lora = model.lora, {}
+        reference = summed_logps(model, ids, attention, completion)
+        model.lora = saved_lora
+    if a.adapter:
+        params = {f"{m}.lora_{k}": t for m, ab in model.lora.items() for k, t in ab.items()}
+    else:
+        params = model.w
+    for t in params.values():
+        t.requires_grad_(True)
+    decay = [t for name, t in params.items() if t.dim() >= 2 and "norm" not in name and "bias" not in name]
+    no_decay = [t for name, t in params.items() if not (t.dim() >= 2 and "norm" not in name and "bias" not in name)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, (a.steps - step) / max(1, a.steps)))
+    for _ in range(a.steps):
+        logps = summed_logps(model, ids, attention, completion)
+        chosen, rejected = logps[:n], logps[n:]
+        ref_chosen, ref_rejected = reference[:n], reference[n:]
+        logits = (chosen - ref_chosen) - (rejected - ref_rejected)
+        loss = -torch.nn.functional.logsigmoid(a.beta * logits).mean()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(list(params.values()), a.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        margins = a.beta * logits.detach()
+        print(json.dumps({"loss": loss.item(), "grad_norm": norm.item(), "rewards/margins": margins.mean().item()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+// The memory planner (framework/host/memory_planner.hpp): exact parts equal the bytes the SDK
+// allocates, estimated parts move as their formulas say, and a recipe that cannot fit gets
+// ranked suggestions.
+#include <chrono>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <alignkit/lora.hpp>
+#include <alignkit/quantization.hpp>
+
+#include "host/memory_planner.hpp"
+#include "test_support.hpp"
+
+namespace alignkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kLlama = testing::source_dir() / "tests/fixtures/oracle/llama";
+
+// Llama-3.1-70B's config.json, as ModelLoader::describe reads it.
+ModelDescription llama70b() {
+  ModelDescription m;
+  m.architecture = "LlamaForCausalLM";
+  m.vocab_size = 128256;
+  m.hidden_size = 8192;
+  m.intermediate_size = 28672;
+  m.num_layers = 80;
+  m.num_attention_heads = 64;
+  m.num_key_value_heads = 8;
+  m.head_dim = 128;
+  const std::int64_t h = 8192, q = 8192, kv = 1024;
+  m.parameters = 2 * m.vocab_size * h + 80 * (h * q + 2 * h * kv + q * h + 3 * h * m.intermediate_size + 2 * h) + h;
+  return m;
+}
+
+// Llama-2-7B's shape (the T4 example of issue 7).
+ModelDescription llama7b() {
+  ModelDescription m;
+  m.vocab_size = 32000;
+  m.hidden_size = 4096;
+  m.intermediate_size = 11008;
+  m.num_layers = 32;
+  m.num_attention_heads = 32;
+  m.num_key_value_heads = 32;
+  m.head_dim = 128;
+  const std::int64_t h = 4096;
+  m.parameters = 2 * m.vocab_size * h + 32 * (4 * h * h + 3 * h * m.intermediate_size + 2 * h) + h;
+  return m;
+}
+
+LossRequirements dpo() {
+  LossRequirements r;
+  r.reference_model = true;
+  r.examples = ExampleLayout::paired;
+  return r;
+}
+
+const PlanComponent* find(const MemoryPlan& plan, const std::string& prefix) {
+  for (const auto& c : plan.components)
+    if (c.name.rfind(prefix, 0) == 0) return &c;
+  return nullptr;
+}
+
+TEST(MemoryPlanner, SeventyBillionPlansInstantlyWithBf16WeightsOfTwoBytesEach) {
+  const auto model = llama70b();
+  PlanSettings st;
+  st.precision = Precision::bf16;
+  st.micro_batch = 1;
+  st.max_length = 4096;
+  const auto start = std::chrono::steady_clock::now();
+  const auto plan = plan_memory(model, dpo(), st, *gpu_budget("h100-80"));
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), 100);
+  ASSERT_NE(find(plan, "policy weights"), nullptr);
+  EXPECT_EQ(find(plan, "policy weights")->bytes, 2 * model.parameters);
+  EXPECT_FALSE(plan.fits);
+  EXPECT_FALSE(plan.suggestions.empty());
+}
+
+TEST(MemoryPlanner, Nf4BytesEqualStorageBytesOfQuantizedTensors) {
+  for (const auto& [rows, cols] : std::vector<std::pair<std::int64_t, std::int64_t>>{{64, 64}, {96, 40}, {7, 9}, {300, 128}}) {
+    const auto w = torch::randn({rows, cols});
+    EXPECT_EQ(quantized_matrix_bytes(rows, cols, BaseQuantization::nf4, 4), quantize_nf4(w, false).storage_bytes());
+    EXPECT_EQ(quantized_matrix_bytes(rows, cols, BaseQuantization::nf4_double_quant, 4),
+              quantize_nf4(w, true).storage_bytes());
+    EXPECT_EQ(quantized_matrix_bytes(rows, cols, BaseQuantization::int8, 4), quantize_int8(w).storage_bytes());
+  }
+  // QLoRA's figures: 4.5 bits per parameter, about 4.127 with double quantization.
+  const std::int64_t n = 4096ll * 4096;
+  EXPECT_DOUBLE_EQ(8.0 * quantized_matrix_bytes(4096, 4096, BaseQuantization::nf4, 2) / n, 4.5);
+  EXPECT_NEAR(8.0 * quantized_matrix_bytes(4096, 4096, BaseQuantization::nf4_double_quant, 2) / n, 4.127, 0.001);
+}
+
+TEST(MemoryPlanner, QuantizedPolicyWeightsEqualTheLoadedModelsBytes) {
+  testing::HfLoader hf;
+  for (const auto q : {BaseQuantization::int8, BaseQuantization::nf4, BaseQuantization::nf4_double_quant}) {
+    LoadOptions options;
+    options.quantization = q;
+    const auto model = hf.loader->load(kLlama, options);
+    std::int64_t loaded = 0;
+    for (const auto& item : model->named_modules())
+      if (auto* linear = dynamic_cast<AdaptableLinearImpl*>(item.value().get())) loaded += linear->base_weight_bytes();
+    for (const auto& p : model->parameters()) loaded += p.numel() * static_cast<std::int64_t>(p.element_size());
+    PlanSettings st;
+    st.lora = true;
+    st.quantization = q;
+    const auto plan = plan_memory(hf.loader->describe(kLlama), dpo(), st, memory_gib_budget(0));
+    EXPECT_EQ(find(plan, "policy weights")->bytes, loaded) << static_cast<int>(q);
+  }
+}
+
+TEST(MemoryPlanner, CheckpointingKeepsOnlyEachLayersInput) {
+  const auto model = llama7b();
+  PlanSettings st;
+  st.precision = Precision::bf16;
+  st.micro_batch = 2;
+  st.max_length = 512;
+  const auto full = plan_memory(model, dpo(), st, memory_gib_budget(0));
+  st.gradient_checkpointing = true;
+  const auto ckpt = plan_memory(model, dpo(), st, memory_gib_budget(0));
+  const auto all = find(full, "activations (all layers)")->bytes;
+  const auto inputs = find(ckpt, "activations (checkpointed layer inputs)")->bytes;
+  const auto recomputed = find(ckpt, "layer recomputed in backward")->bytes;
+  // rows = 2 examples x 2 sequences; a checkpointed layer keeps its input, rows*T*H*b.
+  EXPECT_EQ(inputs, 32ll * 4 * 512 * 4096 * 2);
+  EXPECT_EQ(recomputed * 32, all);  // without checkpointing every layer keeps what one recomputes
+  EXPECT_EQ(all / inputs, recomputed / (4ll * 512 * 4096 * 2));
+  EXPECT_GT(all / inputs, 10);
+  EXPECT_LT(ckpt.peak, full.peak);
+}
+
+TEST(MemoryPlanner, ChunkedLogitsAreCredited) {
+  const auto model = llama7b();
+  PlanSettings st;
+  st.precision = Precision::bf16;
+  st.micro_batch = 2;
+  st.max_length = 512;
+  st.logprob_chunk = 0;
+  const auto full = plan_memory(model, dpo(), st, memory_gib_budget(0));
+  // Unchunked: fp32 logits + logsumexp's temporary over all 2*2*512 positions of DPO's pairs.
+  EXPECT_EQ(find(full, "logits forward")->bytes, 2ll * 2 * 512 * 32000 * 8);
+  st.logprob_chunk = 256;
+  const auto chunked = plan_memory(model, dpo(), st, memory_gib_budget(0));
+  EXPECT_EQ(find(chunked, "logits forward")->bytes, 256ll * 32000 * 8);
+  EXPECT_EQ(find(full, "logits backward")->bytes - find(chunked, "logits backward")->bytes,
+            (2048ll - 256) * 32000 * (8 + 2));
+  EXPECT_LE(chunked.peak, full.peak);
+}
+
+TEST(MemoryPlanner, LoraTrainableCountsEqualWhatApplyLoraMakes) {
+  testing::HfLoader hf;
+  const auto description = hf.loader->describe(kLlama);
+  const std::vector<std::vector<std::string>> target_sets = {
+      {"q_proj", "v_proj"},
+      {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
+      {"self_attn.o_proj", "mlp.down_proj"},
+      {"model.layers.1.mlp.up_proj"}};
+  for (const auto& targets : target_sets) {
+    for (const std::int64_t r : {4, 16}) {
+      auto model = hf.loader->load(kLlama, LoadOptions{});
+      LoraConfig config;
+      config.r = r;
+      config.target_modules = targets;
+      apply_lora(*model, config);
+      std::int64_t trainable = 0;
+      for (const auto& p : model->parameters())
+        if (p.requires_grad()) trainable += p.numel();
+      EXPECT_EQ(lora_trainable_parameters(description, r, targets), trainable) << targets.front() << " r" << r;
+      PlanSettings st;
+      st.lora = true;
+      st.lora_r = r;
+      st.lora_targets = targets;
+      const auto plan = plan_memory(description, dpo(), st, memory_gib_budget(0));
+      EXPECT_EQ(find(plan, "LoRA adapters")->bytes, 4 * trainable);
+      EXPECT_EQ(find(plan, "gradients")->bytes, 4 * trainable);
+      EXPECT_EQ(find(plan, "AdamW moments")->bytes, 8 * trainable);
+    }
+  }
+}
+
+TEST(MemoryPlanner, FullFineTuningTrainsEveryParameterInTheComputeDtype) {
+  testing::HfLoader hf;
+  const auto description = hf.loader->describe(kLlama);
+  auto model = hf.loader->load(kLlama, LoadOptions{});
+  std::int64_t bytes = 0;
+  for (const auto& p : model->parameters()) bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+  PlanSettings st;
+  st.precision = Precision::fp32;
+  const auto plan = plan_memory(description, dpo(), st, memory_gib_budget(0));
+  EXPECT_EQ(find(plan, "policy weights")->bytes, bytes);
+  EXPECT_EQ(find(plan, "gradients")->bytes, bytes);
+  EXPECT_EQ(find(plan, "AdamW moments")->bytes, 2 * bytes);
+  EXPECT_EQ(find(plan, "reference weights (copy)")->bytes, bytes);
+}
+
+TEST(MemoryPlanner, RecipeThatCannotFitOnT4GetsSuggestionsOrderedBySavings) {
+  PlanSettings st;  // full fine-tuning of a 7B model in bf16 with a copied reference
+  st.precision = Precision::bf16;
+  st.micro_batch = 4;
+  st.max_length = 1024;
+  st.logprob_chunk = 0;
+  const auto plan = plan_memory(llama7b(), dpo(), st, *gpu_budget("t4"));
+  EXPECT_FALSE(plan.fits);
+  ASSERT_GE(plan.suggestions.size(), 4u);
+  for (std::size_t i = 1; i < plan.suggestions.size(); ++i)
+    EXPECT_GE(plan.suggestions[i - 1].saves, plan.suggestions[i].saves);
+  for (const auto& s : plan.suggestions) {
+    EXPECT_EQ(s.total, plan.peak - s.saves);
+    EXPECT_GT(s.saves, 0);
+  }
+  EXPECT_NE(plan.suggestions.front().change.find("gradient_checkpointing"), std::string::npos) << render_plan_table(plan);
+  const auto table = render_plan_table(plan);
+  EXPECT_NE(table.find("does not fit"), std::string::npos);
+  const auto json = plan_to_json(plan);
+  EXPECT_EQ(json["schema"], "alignkit.memory-plan/1");
+  EXPECT_EQ(json["peak_bytes"].get<std::int64_t>(), plan.peak);
+  EXPECT_FALSE(json["fits"].get<bool>());
+  EXPECT_EQ(json["suggestions"].size(), plan.suggestions.size());
+}
+
+TEST(MemoryPlanner, QloraSevenBillionDpoFitsOnT4) {
+  PlanSettings st;  // issue 7's recipes/examples/dpo-7b-qlora-t4.toml
+  st.precision = Precision::fp16;
+  st.micro_batch = 2;
+  st.max_length = 1024;
+  st.gradient_checkpointing = true;
+  st.lora = true;
+  st.lora_r = 16;
+  st.lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  st.quantization = BaseQuantization::nf4;
+  st.reference = PlanReference::adapter_off;
+  const auto plan = plan_memory(llama7b(), dpo(), st, *gpu_budget("t4"));
+  EXPECT_TRUE(plan.fits) << render_plan_table(plan);
+  EXPECT_TRUE(plan.suggestions.empty());
+}
+
+TEST(MemoryPlanner, SettingsFromRecipeReadTheKeys) {
+  testing::RecipeFixture f(
+      "[model]\nloader = \"hf\"\npath = \"m\"\nquantization = \"nf4-double-quant\"\n"
+      "[training]\nper_device_train_batch_size = 3\nmax_length = 640\nprecision = \"bfloat16\"\n"
+      "gradient_checkpointing = true\nlogprob_chunk = 0\n"
+      "[lora]\nr = 32\ntarget_modules = [\"q_proj\", \"v_proj\"]\n"
+      "[reference]\nstrategy = \"auto\"\nprecision = \"float16\"\n"
+      "[run]\ndevice = \"cuda:1\"\n");
+  const auto st = settings_from_recipe(f.recipe);
+  EXPECT_EQ(st.micro_batch, 3);
+  EXPECT_EQ(st.max_length, 640);
+  EXPECT_EQ(st.precision, Precision::bf16);
+  EXPECT_TRUE(st.gradient_checkpointing);
+  EXPECT_EQ(st.logprob_chunk, 0);
+  EXPECT_TRUE(st.lora);
+  EXPECT_EQ(st.lora_r, 32);
+  EXPECT_EQ(st.lora_targets, (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_EQ(st.quantization, BaseQuantization::nf4_double_quant);
+  EXPECT_EQ(st.reference, PlanReference::adapter_off);  // auto with LoRA
+  EXPECT_EQ(st.reference_precision, Precision::fp16);
+  EXPECT_EQ(st.device, PlanDevice::cuda);
+
+  testing::RecipeFixture defaults("[model]\nloader = \"hf\"\npath = \"m\"\n");
+  const auto d = settings_from_recipe(defaults.recipe);
+  EXPECT_EQ(d.micro_batch, 8);
+  EXPECT_EQ(d.max_length, 1024);
+  EXPECT_EQ(d.precision, Precision::fp32);
+  EXPECT_FALSE(d.lora);
+  EXPECT_EQ(d.reference, PlanReference::copy);  // auto without LoRA
+  EXPECT_EQ(d.logprob_chunk, 256);
+  EXPECT_EQ(d.device, PlanDevice::cpu);
+}
+
+}  // namespace
+}  // namespace alignkit

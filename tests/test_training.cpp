@@ -1,0 +1,266 @@
+// The training loop end to end against the Python reference of TRL's DPO step
+// (tests/reference/trl_dpo_step.py), and the data pipeline in front of it: dataset plugins,
+// tokenization at the prompt/completion boundary, truncation, malformed records.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <alignkit/lora.hpp>
+
+#include "host/metrics_log.hpp"
+#include "host/training_data.hpp"
+#include "test_support.hpp"
+
+namespace alignkit {
+namespace {
+
+using testing::RecipeFixture;
+using testing::TempDir;
+namespace fs = std::filesystem;
+
+const fs::path kLlama = testing::source_dir() / "tests/fixtures/oracle/llama";
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+// Four preference pairs as token ids (the oracle llama has a 300-token vocabulary, EOS 2).
+const char* const kPairs =
+    "{\"prompt_ids\": [1, 45, 67, 89], \"chosen_ids\": [12, 13, 14], \"rejected_ids\": [200, 201]}\n"
+    "{\"prompt_ids\": [1, 33, 34, 35, 36, 37], \"chosen_ids\": [50, 51], \"rejected_ids\": [250, 251, 252, 253]}\n"
+    "{\"prompt_ids\": [1, 99], \"chosen_ids\": [100, 101, 102, 103, 104], \"rejected_ids\": [7]}\n"
+    "{\"prompt_ids\": [1, 120, 121, 122], \"chosen_ids\": [130, 2], \"rejected_ids\": [140, 141, 142]}\n";
+
+struct Run {
+  std::vector<nlohmann::json> ours, reference;
+};
+
+// Trains 5 steps with alignkit and with the Python reference on the same data and weights.
+Run train_both(const TempDir& dir, const std::string& extra_recipe, const std::vector<std::string>& reference_args,
+               double lr) {
+  // The oracle model folders carry no tokenizer; init-model's byte-level one has the same EOS (2) and pad (0).
+  EXPECT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
+                .exit_code,
+            0);
+  const auto data = dir.write("pairs.jsonl", kPairs);
+  const auto recipe = dir.write(
+      "dpo.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 5\nper_device_train_batch_size = 4\n"
+                              "logging_steps = 1\n[optimizer]\nlearning_rate = {}\nweight_decay = 0.01\n"
+                              "[scheduler]\nname = \"linear\"\n[method]\nname = \"dpo\"\nbeta = 0.1\n[model]\npath = \"{}\"\n"
+                              "tokenizer = \"tok\"\n[data]\nformat = \"jsonl\"\npath = \"pairs.jsonl\"\n[output]\n"
+                              "save_model = false\n{}",
+                              lr, kLlama.string(), extra_recipe));
+  const auto r = testing::run_alignkit({"train", recipe.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> argv = {"/usr/bin/python3", (testing::source_dir() / "tests/reference/trl_dpo_step.py").string(),
+                                   "--model", kLlama.string(), "--data", data.string(), "--steps", "5", "--lr",
+                                   fmt::format("{}", lr), "--beta", "0.1", "--weight-decay", "0.01"};
+  argv.insert(argv.end(), reference_args.begin(), reference_args.end());
+  const auto py = testing::run_command(argv);
+  EXPECT_EQ(py.exit_code, 0) << py.output;
+  Run run;
+  run.ours = read_jsonl(dir.path() / "run/metrics.jsonl");
+  std::istringstream lines(py.stdout_text);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) run.reference.push_back(nlohmann::json::parse(line));
+  return run;
+}
+
+void expect_tracks(const Run& run, bool reference_is_start) {
+  ASSERT_EQ(run.ours.size(), 5u);
+  ASSERT_EQ(run.reference.size(), 5u);
+  for (std::size_t step = 0; step < 5; ++step) {
+    // fp32 on both sides through the same operations in different groupings: the first step agrees
+    // to rounding; AdamW's normalised updates carry that rounding forward, so later steps get 1e-5
+    // relative on the loss and 1e-4 on the gradient norm (a wrong formula is off by far more).
+    const double loss = run.reference[step]["loss"], norm = run.reference[step]["grad_norm"];
+    const double margin = run.reference[step]["rewards/margins"];
+    EXPECT_NEAR(run.ours[step]["loss"].get<double>(), loss, 1e-5 * std::abs(loss) + 1e-7) << "step " << step + 1;
+    EXPECT_NEAR(run.ours[step]["grad_norm"].get<double>(), norm, 1e-4 * std::abs(norm) + 1e-7) << "step " << step + 1;
+    EXPECT_NEAR(run.ours[step]["rewards/margins"].get<double>(), margin, 1e-4 * std::abs(margin) + 1e-6)
+        << "step " << step + 1;
+  }
+  // The run learns: the loss falls (from log 2 when the reference is the starting policy; a
+  // starting adapter with a non-zero B already differs from the adapter-off reference).
+  if (reference_is_start) EXPECT_NEAR(run.ours[0]["loss"].get<double>(), std::log(2.0), 1e-6);
+  EXPECT_LT(run.ours[4]["loss"].get<double>(), run.ours[0]["loss"].get<double>());
+}
+
+TEST(TrainingOracle, FullFineTuningDpoStepsTrackTheTrlReference) {
+  TempDir dir;
+  expect_tracks(train_both(dir, "", {}, 1e-3), true);
+}
+
+TEST(TrainingOracle, LoraDpoStepsTrackTheTrlReference) {
+  TempDir dir;
+  // A starting adapter with a non-zero B, so both factors get gradients from the first step.
+  testing::HfLoader m;
+  auto model = m.loader->load(kLlama, LoadOptions{});
+  LoraConfig config;
+  config.r = 4;
+  config.alpha = 8;
+  config.target_modules = {"q_proj", "v_proj", "down_proj"};
+  apply_lora(*model, config);
+  torch::manual_seed(21);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : model->named_parameters())
+      if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
+  }
+  save_peft_adapter(*model, config, dir.path() / "adapter", "llama");
+  expect_tracks(train_both(dir, "[lora]\ninit_adapter = \"adapter\"\n", {"--adapter", (dir.path() / "adapter").string()},
+                           1e-2),
+                false);
+}
+
+TEST(TrainingData, RowsAreTruncatedAsTheModeSays) {
+  std::vector<std::int64_t> prompt = {1, 2, 3, 4, 5}, completion = {6, 7, 8};
+  EXPECT_FALSE(truncate_row(prompt, completion, 8, true));
+  EXPECT_TRUE(truncate_row(prompt, completion, 6, true));
+  EXPECT_EQ(prompt, (std::vector<std::int64_t>{3, 4, 5}));  // keep_end: the prompt loses its start
+  EXPECT_EQ(completion, (std::vector<std::int64_t>{6, 7, 8}));
+  EXPECT_TRUE(truncate_row(prompt, completion, 2, true));  // one prompt token always stays
+  EXPECT_EQ(prompt, (std::vector<std::int64_t>{5}));
+  EXPECT_EQ(completion, (std::vector<std::int64_t>{6}));
+  prompt = {1, 2, 3, 4, 5}, completion = {6, 7, 8};
+  EXPECT_TRUE(truncate_row(prompt, completion, 6, false));  // keep_start: the completion loses its end
+  EXPECT_EQ(prompt, (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(completion, (std::vector<std::int64_t>{6}));
+}
+
+TEST(TrainingData, MalformedRecordsNameTheirLineOrAreCountedWhenSkipped) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--out", (dir.path() / "m").string()}).exit_code, 0);
+  dir.write("data.jsonl",
+            "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n"
+            "{\"prompt\": \"a\", \"chosen\": 5, \"rejected\": \"c\"}\n"
+            "not json\n"
+            "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"d\"}\n");
+  const auto recipe = dir.write("r.toml",
+                                "[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 1\n[method]\nname = \"orpo\"\n"
+                                "[model]\npath = \"m\"\n[data]\nformat = \"jsonl\"\npath = \"data.jsonl\"\n");
+  auto r = testing::run_alignkit({"train", recipe.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find((dir.path() / "data.jsonl").string() + ":2: error: 'chosen' must be text or a list of messages"),
+            std::string::npos)
+      << r.output;
+  r = testing::run_alignkit({"train", recipe.string(), "--set", "data.on_error=\"skip\""});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("data: 4 records, 2 train / 0 eval examples, 2 skipped"), std::string::npos) << r.output;
+}
+
+TEST(TrainingData, ConversationsSplitWhereThePromptsTokensEnd) {
+  // ChatML rendering through the tiny model's template: the prompt is rendered with the
+  // generation prompt, the completion is the rest of the whole conversation, and prompt ids +
+  // completion ids are the ids of the whole rendered text (plus EOS).
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "m").string()})
+                .exit_code,
+            0);
+  const auto tokenizer = Tokenizer::from_directory(dir.path() / "m");
+  dir.write("chat.jsonl",
+            "{\"prompt\": [{\"role\": \"user\", \"content\": \"Hi there\"}], \"chosen\": [{\"role\": \"assistant\", "
+            "\"content\": \"Hello!\"}], \"rejected\": [{\"role\": \"assistant\", \"content\": \"Go away.\"}]}\n");
+  RecipeFixture fixture("[data]\nformat = \"jsonl\"\npath = \"" + (dir.path() / "chat.jsonl").string() + "\"\n");
+  auto dataset = fixture.registry.create<Dataset>(*fixture.recipe.plugins.at("data"), fixture.recipe.section("data"));
+  const auto data = prepare_training_data(*dataset, tokenizer, ExampleLayout::paired, {}, false, 0.0, 1);
+  ASSERT_EQ(data.train.size(), 1u);
+  const auto& e = data.train[0];
+  const auto whole = tokenizer.encode("<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n", false);
+  auto joined = e.prompt;
+  joined.insert(joined.end(), e.completion.begin(), e.completion.end() - 1);
+  EXPECT_EQ(joined, whole);
+  EXPECT_EQ(e.completion.back(), *tokenizer.eos_token_id());
+  EXPECT_EQ(tokenizer.decode(e.prompt), "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(data.report.boundary_mismatches, 0u);
+
+  // Text whose boundary merges across prompt and completion (" t" + "he" -> " the" is one
+  // token joined) is tokenized apart and counted.
+  dir.write("text.jsonl", "{\"prompt\": \"Say t\", \"chosen\": \"he end\", \"rejected\": \"x\"}\n");
+  RecipeFixture text_fixture("[data]\nformat = \"jsonl\"\npath = \"" + (dir.path() / "text.jsonl").string() + "\"\n");
+  auto text = text_fixture.registry.create<Dataset>(*text_fixture.recipe.plugins.at("data"), text_fixture.recipe.section("data"));
+  const auto merged = prepare_training_data(*text, tokenizer, ExampleLayout::paired, {}, false, 0.0, 1);
+  EXPECT_EQ(merged.report.boundary_mismatches, 1u);
+  EXPECT_EQ(merged.train[0].prompt, tokenizer.encode("Say t", false));
+}
+
+TEST(TrainingData, HhRlhfPromptIsTheCommonPrefixUpToTheLastAssistantTurn) {
+  TempDir dir;
+  dir.write("hh.jsonl",
+            "{\"chosen\": \"\\n\\nHuman: Hi\\n\\nAssistant: Hello\\n\\nHuman: Help me\\n\\nAssistant: Sure, here.\", "
+            "\"rejected\": \"\\n\\nHuman: Hi\\n\\nAssistant: Hello\\n\\nHuman: Help me\\n\\nAssistant: No.\"}\n");
+  struct Sink : ExampleSink {
+    std::vector<Example> examples;
+    void add(Example e) override { examples.push_back(std::move(e)); }
+    void reject(Diagnostic d) override { FAIL() << d.format(); }
+  } sink;
+  RecipeFixture fixture("[data]\nformat = \"hh_rlhf\"\npath = \"" + (dir.path() / "hh.jsonl").string() + "\"\n");
+  fixture.registry.create<Dataset>(*fixture.recipe.plugins.at("data"), fixture.recipe.section("data"))->read(sink);
+  ASSERT_EQ(sink.examples.size(), 1u);
+  EXPECT_EQ(sink.examples[0].prompt.text, "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Help me\n\nAssistant:");
+  EXPECT_EQ(sink.examples[0].chosen.text, " Sure, here.");
+  EXPECT_EQ(sink.examples[0].rejected.text, " No.");
+}
+
+TEST(MetricsLog, WritesJsonlCsvAndAPlot) {
+  TempDir dir;
+  MetricsLog log(dir.path());
+  log.log(1, {{"loss", 0.69}, {"rewards/accuracies", 0.5}});
+  log.log(2, {{"loss", 0.5}, {"eval_loss", 0.6}});
+  EXPECT_EQ(read_jsonl(dir.path() / "metrics.jsonl").size(), 2u);
+  std::ifstream csv(dir.path() / "metrics.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "step,eval_loss,loss,rewards/accuracies");
+  std::stringstream svg;
+  svg << std::ifstream(dir.path() / "metrics.svg").rdbuf();
+  EXPECT_NE(svg.str().find(">loss</text>"), std::string::npos);
+  EXPECT_NE(svg.str().find(">eval_loss</text>"), std::string::npos);
+  EXPECT_NE(svg.str().find("<path d=\"M"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace alignkit
+
+namespace alignkit {
+namespace {
+
+TEST(TrainingRecipe, ProblemsTheLoopWouldMeetLateAreRecipeErrorsUpFront) {
+  TempDir dir;
+  const auto recipe = dir.write("r.toml",
+                                "[method]\nname = \"dpo\"\n[model]\npath = \"m\"\nquantization = \"nf4\"\n"
+                                "[reference]\nstrategy = \"adapter-off\"\n[data]\nformat = \"jsonl\"\npath = \"d.jsonl\"\n"
+                                "[run]\noutput_dir = \"run\"\n");
+  const auto r = testing::run_alignkit({"train", recipe.string()});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  for (const char* message : {"[training] max_steps is not set", "a quantized base needs LoRA adapters to train",
+                              "adapter-off needs LoRA adapters on the policy"})
+    EXPECT_NE(r.output.find(message), std::string::npos) << message << "\n" << r.output;
+  EXPECT_FALSE(fs::exists(dir.path() / "run"));  // nothing was started
+}
+
+TEST(TrainingData, TokenIdsOutsideTheVocabularyNameTheirExample) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--out", (dir.path() / "m").string()}).exit_code, 0);
+  const auto data = dir.write("d.jsonl", "{\"prompt_ids\": [1, 5], \"chosen_ids\": [6], \"rejected_ids\": [7]}\n"
+                                         "{\"prompt_ids\": [1, 5], \"chosen_ids\": [6000], \"rejected_ids\": [7]}\n");
+  const auto recipe = dir.write("r.toml",
+                                "[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 1\n[method]\nname = \"dpo\"\n"
+                                "[model]\npath = \"m\"\n[data]\nformat = \"jsonl\"\npath = \"d.jsonl\"\n");
+  const auto r = testing::run_alignkit({"train", recipe.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(data.string() + ":2: error: token id 6000 is outside the model's vocabulary of 300"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace alignkit
