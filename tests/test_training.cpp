@@ -264,3 +264,39 @@ TEST(TrainingData, TokenIdsOutsideTheVocabularyNameTheirExample) {
 
 }  // namespace
 }  // namespace alignkit
+
+namespace alignkit {
+namespace {
+
+TEST(PlanCommand, PlansFromTheConfigAloneAndTrainRefusesWhatDoesNotFit) {
+  TempDir dir;
+  // A 70B config and no weights: planning never loads anything.
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "70b", "--config-only", "--out", (dir.path() / "big").string()})
+                .exit_code,
+            0);
+  dir.write("d.jsonl", "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n");
+  const auto recipe = dir.write("r.toml",
+                                "[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 1\nper_device_train_batch_size = 1\n"
+                                "max_length = 512\n[method]\nname = \"dpo\"\n[model]\npath = \"big\"\n[data]\n"
+                                "format = \"jsonl\"\npath = \"d.jsonl\"\n");
+  auto r = testing::run_alignkit({"plan", recipe.string(), "--gpu", "t4", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto plan = nlohmann::json::parse(r.stdout_text);
+  EXPECT_EQ(plan["fits"], false);
+  EXPECT_FALSE(plan["suggestions"].empty());
+  r = testing::run_alignkit({"plan", recipe.string(), "--gpu", "t5"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("did you mean 't4'?"), std::string::npos) << r.output;
+
+  // train plans first and stops before loading anything (the weights do not even exist).
+  r = testing::run_alignkit({"train", recipe.string(), "--gpu", "t4"});
+  EXPECT_EQ(r.exit_code, 5) << r.output;
+  EXPECT_NE(r.output.find("does not fit the memory budget"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.path() / "run"));
+  // --force goes on (and then fails on the missing weights, which the plan never needed).
+  r = testing::run_alignkit({"train", recipe.string(), "--gpu", "t4", "--force"});
+  EXPECT_NE(r.output.find("--force: running a recipe the planner says does not fit"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace alignkit

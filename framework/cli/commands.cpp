@@ -18,6 +18,7 @@
 #include "../host/recipe_schema.hpp"
 #include "../host/recipe_validator.hpp"
 #include "../host/run_directory.hpp"
+#include "../host/memory_planner.hpp"
 #include "../host/trainer.hpp"
 #include "../host/runtime_setup.hpp"
 #include "../host/text_match.hpp"
@@ -218,13 +219,67 @@ int run_plugins(const Args& args) {
   return kOk;
 }
 
+namespace {
+
+// The plan of a validated recipe: the model's description from its config alone and the method's
+// declared needs; nothing is loaded.
+MemoryPlan plan_recipe(LoadedRecipe& loaded, const MemoryBudget& budget) {
+  const auto& recipe = loaded.recipe;
+  const auto* model_plugin = recipe.plugins.at("model");
+  auto loader = loaded.registry.create<ModelLoader>(*model_plugin, recipe.section("model"));
+  const auto path = recipe.section("model").get_path("path");
+  const auto model = call_plugin(*model_plugin, "to describe the model", [&] { return loader->describe(path); });
+  const auto* loss_plugin = recipe.plugins.at("method");
+  auto loss = loaded.registry.create<Loss>(*loss_plugin, recipe.section("method"));
+  const auto requirements = call_plugin(*loss_plugin, "to declare its requirements", [&] { return loss->requirements(); });
+  return plan_memory(model, requirements, settings_from_recipe(recipe), budget);
+}
+
+MemoryBudget budget_from(const CommandLine& command_line) {
+  if (command_line.has("gpu") && command_line.has("memory-gib")) throw UsageError("give --gpu or --memory-gib, not both");
+  if (command_line.has("memory-gib")) {
+    const double gib = command_line.get<double>("memory-gib");
+    if (!(gib > 0)) throw UsageError("--memory-gib must be a positive number of GiB");
+    return memory_gib_budget(gib, command_line.has("device") && command_line.get<std::string>("device") == "cpu"
+                                      ? PlanDevice::cpu
+                                      : PlanDevice::cuda);
+  }
+  if (command_line.has("gpu")) {
+    const auto name = command_line.get<std::string>("gpu");
+    if (auto budget = gpu_budget(name)) return *budget;
+    std::vector<std::string> names;
+    for (const auto& preset : gpu_presets()) names.push_back(preset.name);
+    throw UsageError(fmt::format("unknown GPU '{}'; {}; presets: {}", name, suggestion(name, names), fmt::join(names, ", ")));
+  }
+  return cpu_budget();
+}
+
+}  // namespace
+
 int run_train(const Args& args) {
   CommandLine command_line("alignkit train RECIPE.toml [--set section.key=value ...] [--output DIR]", CommandLine::takes_recipe);
-  command_line.add()("output", po::value<std::string>(), "Output folder (overrides [run] output_dir)");
+  command_line.add()("output", po::value<std::string>(), "Output folder (overrides [run] output_dir)")(
+      "gpu", po::value<std::string>(), "Plan against this GPU's memory (default: this machine's RAM on CPU)")(
+      "memory-gib", po::value<double>(), "Plan against this many GiB")(
+      "device", po::value<std::string>(), "cpu: plan against this machine's RAM")(
+      "force", "Run even when the planner says the recipe does not fit");
   if (!command_line.parse(args)) return kOk;
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   require_training_sections(*loaded, "train", {"method", "model", "data"});
   check_training_recipe(loaded->recipe);
+  // Plan before anything loads: a recipe that cannot fit is refused with what to change.
+  {
+    const auto plan = plan_recipe(*loaded, budget_from(command_line));
+    if (!plan.fits) {
+      std::cerr << render_plan_table(plan);
+      if (!command_line.has("force")) {
+        std::cerr << "error: the recipe does not fit the memory budget (the changes above are ranked by what they "
+                     "save)\nhelp: apply one, or pass --force to run anyway\n";
+        return kDoesNotFit;
+      }
+      std::cerr << "warning: --force: running a recipe the planner says does not fit\n";
+    }
+  }
   configure_runtime(static_cast<int>(loaded->recipe.section("run").get_int("threads")));
   const fs::path dir = run_directory(loaded->recipe, command_line.has("output") ? command_line.get<std::string>("output") : "");
   prepare_run_directory(dir, loaded->recipe);
@@ -236,19 +291,20 @@ int run_train(const Args& args) {
 }
 
 int run_plan(const Args& args) {
-  CommandLine command_line("alignkit plan RECIPE.toml [--gpu NAME | --memory-gib N] [--json]", CommandLine::takes_recipe);
-  command_line.add()("gpu", po::value<std::string>(), "Target GPU by name (t4, a100-80, h100-80, ...)")(
-      "memory-gib", po::value<double>(), "Memory budget in GiB")("json", "Print JSON");
+  CommandLine command_line("alignkit plan RECIPE.toml [--gpu NAME | --memory-gib N | --device cpu] [--json]",
+                           CommandLine::takes_recipe);
+  command_line.add()("gpu", po::value<std::string>(), "Target GPU by name (t4, l4, a100-80, h100-80, ...)")(
+      "memory-gib", po::value<double>(), "Memory budget in GiB")(
+      "device", po::value<std::string>(), "cpu: plan for this machine's RAM (the default without --gpu)")(
+      "json", "Print JSON");
   if (!command_line.parse(args)) return kOk;
-  if (command_line.has("gpu") && command_line.has("memory-gib")) throw UsageError("give --gpu or --memory-gib, not both");
-  if (command_line.has("memory-gib") && !(command_line.get<double>("memory-gib") > 0))
-    throw UsageError("--memory-gib must be a positive number of GiB");
+  const auto budget = budget_from(command_line);
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   // The planner sizes the model the recipe names and the method's declared needs.
   require_training_sections(*loaded, "plan", {"method", "model"});
-  // The memory planner (issue 7) sizes the model here from its loader's description.
-  std::cerr << "error: this build of alignkit has no memory planner yet\n";
-  return kFailure;
+  const auto plan = plan_recipe(*loaded, budget);
+  std::cout << (command_line.has("json") ? plan_to_json(plan).dump(2) + "\n" : render_plan_table(plan));
+  return kOk;
 }
 
 int guarded(const std::function<int()>& command) {

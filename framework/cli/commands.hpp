@@ -14,6 +14,7 @@ enum ExitCode : int {
   kUsage = 2,           // the command line is wrong (unknown command or option, missing argument)
   kRecipeInvalid = 3,   // the recipe, a file it includes, or a --set override is missing or invalid
   kPluginMissing = 4,   // the recipe asks for a plugin that is not installed or was refused
+  kDoesNotFit = 5,      // `train`: the memory planner predicts more than the budget (--force runs anyway)
 };
 
 using Args = std::vector<std::string>;

@@ -37,7 +37,9 @@ class HfLoader final : public alignkit::ModelLoader {
   std::shared_ptr<alignkit::CausalLM> load(const std::filesystem::path& dir,
                                            const alignkit::LoadOptions& options) override {
     check_dtype_supported(options);
-    auto model = std::make_shared<alignkit::hf::DecoderLM>(alignkit::hf::read_config(dir));
+    const auto config = alignkit::hf::read_config(dir);
+    alignkit::hf::check_weights_present(dir);
+    auto model = std::make_shared<alignkit::hf::DecoderLM>(config);
     alignkit::hf::load_weights(*model, dir, options);
     model->eval();
     return model;

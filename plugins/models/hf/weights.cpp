@@ -63,6 +63,12 @@ bool ignorable(const std::string& name) { return name.find("rotary_emb.inv_freq"
 
 }  // namespace
 
+void check_weights_present(const fs::path& dir) {
+  if (!fs::exists(dir / "model.safetensors") && !fs::exists(dir / "model.safetensors.index.json"))
+    fail(dir, "has no model.safetensors or model.safetensors.index.json",
+         "convert PyTorch .bin weights to safetensors first (transformers: save_pretrained(safe_serialization=True))");
+}
+
 void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOptions& options) {
   std::map<fs::path, safetensors::File> files;
   const auto where = locate_tensors(dir, files);

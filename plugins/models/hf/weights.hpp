@@ -14,6 +14,10 @@ namespace alignkit::hf {
 // the requested device and dtype (no copy when they already match: the parameter then views the
 // memory-mapped file). Throws DiagnosticError naming the file and tensor for a missing tensor, a
 // shape mismatch, or a tensor in the files that the model has no place for.
+// Throws DiagnosticError naming the folder when it holds no safetensors weights: checked before a
+// model is built, since building a large one costs seconds.
+void check_weights_present(const std::filesystem::path& dir);
+
 void load_weights(torch::nn::Module& module, const std::filesystem::path& model_dir, const LoadOptions& options);
 
 // Writes every parameter to <model_dir>/model.safetensors (atomically) under its name.
