@@ -300,3 +300,33 @@ TEST(PlanCommand, PlansFromTheConfigAloneAndTrainRefusesWhatDoesNotFit) {
 
 }  // namespace
 }  // namespace alignkit
+
+namespace alignkit {
+namespace {
+
+TEST(TrainingLoop, TokenMeanLossesAccumulateLikeOneBigBatch) {
+  // SFT's loss is a token mean: two micro-batches of one example each, with completions of 2 and
+  // 7 tokens, must give the step the gradient of one batch of both (transformers'
+  // num_items_in_batch), not the mean of the two means.
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--out", (dir.path() / "m").string()}).exit_code, 0);
+  dir.write("sft.jsonl", "{\"prompt_ids\": [1, 40, 41], \"completion_ids\": [50]}\n"
+                         "{\"prompt_ids\": [1, 60], \"completion_ids\": [70, 71, 72, 73, 74, 75]}\n");
+  const std::string base =
+      "[training]\nmax_steps = 1\nlogging_steps = 1\n[method]\nname = \"sft\"\n[model]\npath = \"m\"\n"
+      "[data]\nformat = \"jsonl\"\npath = \"sft.jsonl\"\nkind = \"sft\"\n[output]\nsave_model = false\n";
+  const auto one = dir.write("one.toml", base + "[run]\noutput_dir = \"one\"\n");
+  const auto two = dir.write("two.toml", base + "[run]\noutput_dir = \"two\"\n");
+  auto r = testing::run_alignkit({"train", one.string(), "--set", "training.per_device_train_batch_size=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_alignkit({"train", two.string(), "--set", "training.per_device_train_batch_size=1", "--set",
+                             "training.gradient_accumulation_steps=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto a = read_jsonl(dir.path() / "one/metrics.jsonl").at(0), b = read_jsonl(dir.path() / "two/metrics.jsonl").at(0);
+  // The same fp32 sums split in two: equal to rounding.
+  EXPECT_NEAR(a["loss"].get<double>(), b["loss"].get<double>(), 1e-6 * a["loss"].get<double>());
+  EXPECT_NEAR(a["grad_norm"].get<double>(), b["grad_norm"].get<double>(), 1e-5 * a["grad_norm"].get<double>());
+}
+
+}  // namespace
+}  // namespace alignkit

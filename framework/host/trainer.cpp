@@ -7,6 +7,7 @@
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <numeric>
 #include <random>
 
 #include <fmt/format.h>
@@ -148,11 +149,21 @@ class Trainer {
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       policy_->train();
       double step_loss = 0;
-      for (std::int64_t micro = 0; micro < accumulation; ++micro) {
-        const auto batch = next_batch();
-        auto [result, tokens] = forward(batch, /*training=*/true);
-        (result.loss / static_cast<double>(accumulation)).backward();
-        step_loss += result.loss.detach().item<double>() / static_cast<double>(accumulation);
+      // The step's micro-batches, drawn first so a token-mean loss can weight each by its share
+      // of the step's completion tokens.
+      std::vector<std::vector<const TokenizedExample*>> batches;
+      for (std::int64_t micro = 0; micro < accumulation; ++micro) batches.push_back(next_batch());
+      std::vector<double> weights(batches.size(), 1.0 / static_cast<double>(accumulation));
+      if (requirements_.token_mean) {
+        std::vector<double> counts;
+        for (const auto& batch : batches) counts.push_back(static_cast<double>(completion_tokens(batch)));
+        const double total = std::accumulate(counts.begin(), counts.end(), 0.0);
+        for (std::size_t i = 0; i < batches.size(); ++i) weights[i] = total > 0 ? counts[i] / total : 0.0;
+      }
+      for (std::size_t micro = 0; micro < batches.size(); ++micro) {
+        auto [result, tokens] = forward(batches[micro], /*training=*/true);
+        (result.loss * weights[micro]).backward();
+        step_loss += result.loss.detach().item<double>() * weights[micro];
         window.add(result.metrics);
         window_tokens += tokens;
       }
@@ -237,10 +248,18 @@ class Trainer {
                                    data_section.get_string("on_error") == "skip", data_section.get_float("eval_fraction"),
                                    seed_);
     });
-    if (requirements_.kl_completions)
+    // KTO's mismatched pairs as TRL's _get_kl_dataset makes them, once, in data order: within each
+    // chunk of per_device_train_batch_size examples, every example takes the completion of the one
+    // before it (the first takes the chunk's last).
+    if (requirements_.kl_completions) {
+      const auto chunk = static_cast<std::size_t>(training.get_int("per_device_train_batch_size"));
       for (auto* split : {&data_.train, &data_.eval})
-        for (std::size_t i = 0; i < split->size(); ++i)
-          (*split)[i].kl_completion = (*split)[(i + 1) % split->size()].completion;
+        for (std::size_t begin = 0; begin < split->size(); begin += chunk) {
+          const auto end = std::min(split->size(), begin + chunk);
+          for (std::size_t i = begin; i < end; ++i)
+            (*split)[i].kl_completion = (*split)[i == begin ? end - 1 : i - 1].completion;
+        }
+    }
     const auto& r = data_.report;
     std::cerr << fmt::format("data: {} records, {} train / {} eval examples, {} skipped, {} truncated", r.read, r.train,
                              r.eval, r.skipped, r.truncated);
@@ -395,6 +414,15 @@ class Trainer {
       if (batch.size() == data_.train.size()) break;  // fewer examples than a batch: one pass
     }
     return batch;
+  }
+
+  // Completion tokens a micro-batch scores (a completion's first token has no predictor when
+  // its prompt is empty).
+  static std::int64_t completion_tokens(const std::vector<const TokenizedExample*>& batch) {
+    std::int64_t n = 0;
+    for (const auto* e : batch)
+      n += static_cast<std::int64_t>(e->completion.size()) - (e->prompt.empty() ? 1 : 0);
+    return n;
   }
 
   // Log-probs of prompt + completion rows under `model`.

@@ -22,6 +22,7 @@ class SftLoss final : public alignkit::Loss {
     r.reference_model = false;
     r.examples = alignkit::ExampleLayout::single;
     r.reduction = alignkit::LogProbReduction::sum;
+    r.token_mean = true;
     return r;
   }
 

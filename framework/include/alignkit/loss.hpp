@@ -38,6 +38,11 @@ struct LossRequirements {
   // TRL's ORPOTrainer computes it; nll_token_counts then says how many tokens entered each nll.
   bool nll_over_prompt = false;
   bool generation = false;         // online methods: the host samples completions
+  // The loss is a mean over completion tokens: under gradient accumulation the host weights each
+  // micro-batch by its share of the step's completion tokens (transformers' num_items_in_batch)
+  // instead of 1 / accumulation steps, so the step's gradient is that of the token mean over
+  // the whole accumulated batch.
+  bool token_mean = false;
 };
 
 // Per-completion quantities for N completions, as 1-D tensors of length N.
