@@ -2,7 +2,7 @@
 // fraction of this machine's fp32 matrix-product rate that the training step reaches.
 // bench/model_throughput.sh runs it beside the eager Python reference on the same weights.
 //
-//   model_throughput MODEL_DIR [SEQ=512] [BATCH=1] [ITERATIONS=3]
+//   model_throughput MODEL_DIR [SEQ=512] [BATCH=1] [ITERATIONS=3] [LOGPROB_CHUNK=256]
 // Prints one JSON object.
 #include <chrono>
 #include <iostream>
@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
   const std::int64_t seq = argc > 2 ? std::stoll(argv[2]) : 512;
   const std::int64_t batch = argc > 3 ? std::stoll(argv[3]) : 1;
   const int iterations = argc > 4 ? std::stoi(argv[4]) : 3;
+  // The recipe's [training] logprob_chunk: 256 by default; 0 computes all positions at once and
+  // keeps their softmax for backward, as the eager reference does.
+  const std::int64_t chunk = argc > 5 ? std::stoll(argv[5]) : 256;
   alignkit::configure_runtime(0);  // what the alignkit binary does: every core, allocator tuned
   try {
     alignkit::PluginRegistry registry;
@@ -79,7 +82,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < iterations + 1; ++i) {
       model->zero_grad();
       const auto start = Clock::now();
-      const auto scores = alignkit::score_completions(*model, rows, alignkit::LogProbReduction::sum, 256);
+      const auto scores = alignkit::score_completions(*model, rows, alignkit::LogProbReduction::sum, chunk);
       (scores.logps.sum() / -tokens).backward();
       if (i > 0) step = std::min(step, seconds_since(start));  // the first also allocates gradients
     }
@@ -89,9 +92,10 @@ int main(int argc, char** argv) {
     const double step_gflops = 6.0 * params * tokens / step / 1e9;
     std::cout << fmt::format(
         "{{\"params\": {}, \"seq\": {}, \"batch\": {}, \"forward_tokens_per_s\": {:.1f}, "
-        "\"train_tokens_per_s\": {:.1f}, \"train_gflops\": {:.2f}, \"matmul_gflops\": {:.2f}, \"threads\": {}}}\n",
+        "\"train_tokens_per_s\": {:.1f}, \"train_gflops\": {:.2f}, \"matmul_gflops\": {:.2f}, \"threads\": {}, "
+        "\"logprob_chunk\": {}}}\n",
         static_cast<std::int64_t>(params), seq, batch, tokens / forward, tokens / step, step_gflops, rate,
-        at::get_num_threads());
+        at::get_num_threads(), chunk);
   } catch (const alignkit::DiagnosticError& e) {
     std::cerr << e.format();
     return 1;

@@ -35,8 +35,9 @@ CompletionBatch make_completion_batch(const std::vector<std::vector<std::int64_t
 namespace {
 
 // log p(label) a chunk of positions at a time, forward and backward, so only one chunk's
-// [chunk, V] logits exist at once in either direction. Backward recomputes the chunk's logits:
-// d logp / d logits = onehot(label) - softmax(logits).
+// [chunk, V] logits exist at once in either direction. Backward recomputes the chunk's logits
+// (unless there is a single chunk, whose softmax is kept): d logp / d logits = onehot(label) -
+// softmax(logits).
 class ChunkedLogProbs : public torch::autograd::Function<ChunkedLogProbs> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
@@ -52,8 +53,12 @@ class ChunkedLogProbs : public torch::autograd::Function<ChunkedLogProbs> {
       // Logits in the compute dtype, then fp32, as transformers' `logits.float()`.
       const auto logits = torch::matmul(hidden.slice(0, start, end), weight.t()).to(torch::kFloat32);
       const auto label = labels.slice(0, start, end).unsqueeze(-1);
-      logps.slice(0, start, end).copy_(logits.gather(-1, label).squeeze(-1) - torch::logsumexp(logits, -1));
+      const auto lse = torch::logsumexp(logits, -1);
+      logps.slice(0, start, end).copy_(logits.gather(-1, label).squeeze(-1) - lse);
       sums.slice(0, start, end).copy_(logits.sum(-1));
+      // A single chunk keeps its softmax for backward (the memory the chunk bound allows anyway),
+      // sparing backward the recomputation of the logits.
+      if (end - start == m) ctx->saved_data["softmax"] = (logits - lse.unsqueeze(-1)).exp_();
     }
     *logit_sums = sums;
     return logps;
@@ -73,8 +78,9 @@ class ChunkedLogProbs : public torch::autograd::Function<ChunkedLogProbs> {
     for (std::int64_t start = 0; start < m; start += chunk) {
       const auto end = std::min(m, start + chunk);
       const auto h = hidden.slice(0, start, end);
-      const auto logits = torch::matmul(h, weight.t()).to(torch::kFloat32);
-      auto grad_logits = torch::softmax(logits, -1).neg_();
+      auto grad_logits = ctx->saved_data.count("softmax")
+                             ? ctx->saved_data["softmax"].toTensor().neg()
+                             : torch::softmax(torch::matmul(h, weight.t()).to(torch::kFloat32), -1).neg_();
       grad_logits.scatter_add_(-1, labels.slice(0, start, end).unsqueeze(-1),
                                torch::ones({end - start, 1}, grad_logits.options()));
       grad_logits.mul_(grad.slice(0, start, end).unsqueeze(-1));
