@@ -131,6 +131,15 @@ TEST(HfModel, SavedModelReloadsToTheSameLogits) {
   const auto mask = torch::ones({2, 9}, torch::kInt64);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(model->forward(ids, mask, {}), again->forward(ids, mask, {})));
+
+  // Saved in bf16, the config says so (transformers reads torch_dtype to pick the load dtype).
+  auto bf16 = loader().loader->load(kOracle / "qwen3", LoadOptions{torch::kCPU, torch::kBFloat16});
+  loader().loader->save(*bf16, dir.path() / "bf16");
+  std::ifstream in(dir.path() / "bf16/config.json");
+  const auto config = nlohmann::json::parse(in);
+  EXPECT_EQ(config.at("torch_dtype"), "bfloat16");
+  EXPECT_EQ(config.at("architectures"), nlohmann::json::array({"Qwen3ForCausalLM"}));
+  EXPECT_EQ(safetensors::File::open(dir.path() / "bf16/model.safetensors").header().tensors.at(0).dtype, safetensors::DType::BF16);
 }
 
 // Copies an oracle model directory so a test can damage it.

@@ -52,7 +52,8 @@ int run_generate(const Args& args) {
       "prompt-ids", po::value<Args>()->composing(), "A prompt as token ids (repeatable)")(
       "add-special-tokens", "Let the tokenizer add its special tokens (e.g. BOS) to text prompts")(
       "max-new-tokens", po::value<std::int64_t>(), "Tokens to generate at most")(
-      "do-sample", "Sample instead of greedy decoding")("temperature", po::value<double>(), "Sampling temperature")(
+      "do-sample", "Sample instead of greedy decoding")(
+      "greedy", "Greedy decoding even when generation_config.json says do_sample")("temperature", po::value<double>(), "Sampling temperature")(
       "top-k", po::value<std::int64_t>(), "Keep the k most likely tokens (0: off)")(
       "top-p", po::value<double>(), "Keep the smallest set with this probability mass (1: off)")(
       "seed", po::value<std::uint64_t>()->default_value(0), "Seed of the sampler")(
@@ -78,7 +79,9 @@ int run_generate(const Args& args) {
   if (tokenizer && config.eos_token_ids.empty() && tokenizer->eos_token_id()) config.eos_token_ids = {*tokenizer->eos_token_id()};
   if (tokenizer && tokenizer->pad_token_id()) config.pad_token_id = *tokenizer->pad_token_id();
   if (command_line.has("max-new-tokens")) config.max_new_tokens = command_line.get<std::int64_t>("max-new-tokens");
+  if (command_line.has("do-sample") && command_line.has("greedy")) throw UsageError("give --do-sample or --greedy, not both");
   if (command_line.has("do-sample")) config.do_sample = true;
+  if (command_line.has("greedy")) config.do_sample = false;
   if (command_line.has("temperature")) config.temperature = command_line.get<double>("temperature");
   if (command_line.has("top-k")) config.top_k = command_line.get<std::int64_t>("top-k");
   if (command_line.has("top-p")) config.top_p = command_line.get<double>("top-p");

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <alignkit/atomic_file.hpp>
 #include <alignkit/model_loader.hpp>
@@ -61,7 +62,11 @@ class HfLoader final : public alignkit::ModelLoader {
             "merge them first (alignkit merge), or save the adapter on its own in PEFT's format"));
     std::filesystem::create_directories(dir);
     alignkit::hf::save_weights(model, dir);
-    alignkit::write_file_atomically(dir / "config.json", decoder->config().json + "\n");
+    // The config says the dtype the weights are now saved in, as save_pretrained writes it.
+    auto config = nlohmann::json::parse(decoder->config().json);
+    const auto dtype = decoder->model->embed_tokens->weight.scalar_type();
+    config["torch_dtype"] = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
+    alignkit::write_file_atomically(dir / "config.json", config.dump(2) + "\n");
   }
 };
 
