@@ -598,16 +598,21 @@ class Trainer {
     const bool was_training = policy_->is_training();
     policy_->eval();
     const auto size = static_cast<std::size_t>(recipe_.section("training").get_int("per_device_eval_batch_size"));
+    // As transformers and TRL evaluate: eval_loss is the mean over examples (each batch's loss
+    // counted once per example in it), the method's metrics the mean of the batches' means.
     Averages averages;
+    double loss_sum = 0;
     for (std::size_t begin = 0; begin < data_.eval.size(); begin += size) {
       std::vector<const TokenizedExample*> batch;
       for (auto i = begin; i < std::min(data_.eval.size(), begin + size); ++i) batch.push_back(&data_.eval[i]);
       auto [result, tokens] = forward(batch, /*training=*/false);
-      averages.add("loss", result.loss.item<double>());
+      loss_sum += result.loss.item<double>() * static_cast<double>(batch.size());
       averages.add(result.metrics);
     }
     if (was_training) policy_->train();
-    return averages.means("eval_");
+    auto means = averages.means("eval_");
+    means["eval_loss"] = loss_sum / static_cast<double>(data_.eval.size());
+    return means;
   }
 
   void print_progress(std::int64_t step, std::int64_t total, const std::map<std::string, double>& values,
