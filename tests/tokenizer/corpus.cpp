@@ -1,5 +1,7 @@
 #include "corpus.hpp"
 
+#include "../../framework/text/tokenizer/utf8.hpp"
+
 #include <cctype>
 #include <cstdint>
 #include <iterator>
@@ -28,24 +30,6 @@ class Random {
  private:
   uint64_t state_;
 };
-
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // Code point ranges assigned long ago (Unicode 6.1 or earlier), so that PCRE2's and ICU's Unicode
 // tables agree with node's on their properties.
@@ -117,7 +101,7 @@ constexpr std::string_view kSentences[] = {
 
 void append_range_char(Random& random, std::string& out, const Range* ranges, std::size_t count) {
   const Range& r = ranges[random.below(count)];
-  append_utf8(out, r.first + static_cast<char32_t>(random.below(r.last - r.first + 1)));
+  tokenizer::append_code_point(out, r.first + static_cast<char32_t>(random.below(r.last - r.first + 1)));
 }
 
 template <std::size_t N>
@@ -145,7 +129,7 @@ void append_segment(Random& random, std::string& out) {
     case 4: {  // whitespace runs, including long ones
       const std::size_t n = 1 + (random.chance(20) ? random.below(300) : random.below(6));
       const char32_t ws = random.pick(kWhitespace);
-      for (std::size_t i = 0; i < n; ++i) append_utf8(out, random.chance(80) ? ws : random.pick(kWhitespace));
+      for (std::size_t i = 0; i < n; ++i) tokenizer::append_code_point(out, random.chance(80) ? ws : random.pick(kWhitespace));
       return;
     }
     case 5: {  // digit runs
@@ -184,11 +168,11 @@ void append_segment(Random& random, std::string& out) {
     case 15: append_run(random, out, kLatin, 10); return;
     case 16: append_run(random, out, kGreekCyrillic, 10); return;
     case 17: append_run(random, out, kSymbols, 6); return;
-    case 18: append_utf8(out, random.pick(kOddLetters)); return;
+    case 18: tokenizer::append_code_point(out, random.pick(kOddLetters)); return;
     case 19: out += random.pick(kInvalidBytes); return;
     case 20: {  // a contraction after odd letters: (?i:'s) must fold ASCII only
       out += "'";
-      append_utf8(out, random.pick(kOddLetters));
+      tokenizer::append_code_point(out, random.pick(kOddLetters));
       return;
     }
     case 21: {  // newline runs
@@ -207,7 +191,7 @@ void append_segment(Random& random, std::string& out) {
         switch (random.below(6)) {
           case 0: append_range_char(random, out, kCjk, std::size(kCjk)); break;
           case 1: append_range_char(random, out, kMarks, std::size(kMarks)); break;
-          case 2: append_utf8(out, random.pick(kWhitespace)); break;
+          case 2: tokenizer::append_code_point(out, random.pick(kWhitespace)); break;
           case 3: out += random.pick(kPunctuation); break;
           case 4: append_range_char(random, out, kEmoji, std::size(kEmoji)); break;
           default: out += static_cast<char>('a' + random.below(26)); break;

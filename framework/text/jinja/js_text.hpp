@@ -43,8 +43,8 @@ std::string js_float_to_string(double value);
 // JSON.stringify of a number: like toString, but NaN and the infinities become null.
 std::string js_number_to_json(double value);
 
-// JSON.stringify of a string. With ensure_ascii, every UTF-16 unit from U+007F up is written as
-// \uXXXX afterwards, as @huggingface/jinja's tojson(ensure_ascii=true) does.
+// JSON.stringify of a string. With ensure_ascii, every UTF-16 unit from U+007F up is then
+// escaped as \uXXXX, which is what @huggingface/jinja's tojson(ensure_ascii=true) produces.
 void append_json_string(std::string& out, std::string_view text, bool ensure_ascii);
 
 // parseInt(text, 10) and parseFloat(text); NaN when there is no number.
