@@ -36,13 +36,6 @@ LoraConfig config() {
   return c;
 }
 
-// Gives every adapter a non-zero B, as training would.
-void perturb_adapters(torch::nn::Module& model) {
-  torch::manual_seed(11);
-  torch::NoGradGuard no_grad;
-  for (auto& item : model.named_parameters())
-    if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
-}
 
 torch::Tensor logits(CausalLM& model, const torch::Tensor& ids) {
   torch::NoGradGuard no_grad;
@@ -95,7 +88,7 @@ TEST(Lora, DisabledAdapterIsTheBaseModelAndMergedEqualsAdapted) {
   const auto ids = torch::randint(0, 300, {2, 9});
   const auto base = logits(*model, ids);
   apply_lora(*model, config());
-  perturb_adapters(*model);
+  testing::perturb_adapters(*model, 11);
   const auto adapted = logits(*model, ids);
   EXPECT_GT((adapted - base).abs().max().item<double>(), 1e-3);  // the adapter does something
   set_adapters_enabled(*model, false);
@@ -120,7 +113,7 @@ TEST(Lora, SavesPeftFormatAndLoadsItBack) {
   TempDir dir;
   auto model = m.load();
   apply_lora(*model, config());
-  perturb_adapters(*model);
+  testing::perturb_adapters(*model, 11);
   save_peft_adapter(*model, config(), dir.path(), "tests/fixtures/oracle/llama");
 
   const auto file = safetensors::File::open(dir.path() / "adapter_model.safetensors");
@@ -184,7 +177,7 @@ TEST(Lora, MergeCommandWritesAModelEqualToTheAdaptedOne) {
   TempDir dir;
   auto model = m.load();
   apply_lora(*model, config());
-  perturb_adapters(*model);
+  testing::perturb_adapters(*model, 11);
   save_peft_adapter(*model, config(), dir.path() / "adapter", kLlama.string());
   auto r = testing::run_alignkit({"merge", "--model", kLlama.string(), "--adapter", (dir.path() / "adapter").string(),
                                   "--out", (dir.path() / "merged").string()});

@@ -88,12 +88,7 @@ TEST(PythonReference, LoraForwardMatchesPeftSemantics) {
     config.use_rslora = std::string(arch) == "qwen3";  // both scalings
     config.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     apply_lora(*model, config);
-    torch::manual_seed(9);
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& item : model->named_parameters())
-        if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
-    }
+    testing::perturb_adapters(*model, 9);
     save_peft_adapter(*model, config, dir.path() / "adapter", arch);
     auto r = compare(dir, *model, kOracle / arch, kFp32Tolerance, "float32", dir.path() / "adapter");
     EXPECT_EQ(r.exit_code, 0) << arch << ": " << r.output;
@@ -116,12 +111,7 @@ TEST(PythonReference, QuantizedBaseWithLoraMatchesAnIndependentQuantizer) {
     config.alpha = 8;
     config.target_modules = {"q_proj", "v_proj", "up_proj"};
     apply_lora(*model, config);
-    torch::manual_seed(10);
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& item : model->named_parameters())
-        if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
-    }
+    testing::perturb_adapters(*model, 10);
     save_peft_adapter(*model, config, dir.path() / "adapter", arch);
     auto r = compare(dir, *model, kOracle / arch, kFp32Tolerance, "float32", dir.path() / "adapter", name);
     EXPECT_EQ(r.exit_code, 0) << arch << " " << name << ": " << r.output;

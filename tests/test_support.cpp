@@ -79,6 +79,13 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::vecto
   return result;
 }
 
+void perturb_adapters(torch::nn::Module& model, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& item : model.named_parameters())
+    if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
+}
+
 std::string describe(const DiagnosticError& e) { return e.format(); }
 
 RecipeFixture::RecipeFixture(const std::string& text, const std::vector<fs::path>& plugins) {

@@ -57,6 +57,10 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::vecto
 // run_command for the alignkit binary.
 CommandResult run_alignkit(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
 
+// Gives every LoRA adapter of `model` a non-zero B drawn from N(0, 0.05) with `seed`, as training
+// would, so an adapter changes the model's output.
+void perturb_adapters(torch::nn::Module& model, std::uint64_t seed);
+
 // The diagnostics a DiagnosticError carries, formatted, for assertion messages.
 std::string describe(const DiagnosticError& e);
 

@@ -109,12 +109,7 @@ TEST(TrainingOracle, LoraDpoStepsTrackTheTrlReference) {
   config.alpha = 8;
   config.target_modules = {"q_proj", "v_proj", "down_proj"};
   apply_lora(*model, config);
-  torch::manual_seed(21);
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& item : model->named_parameters())
-      if (item.key().find("lora_B") != std::string::npos) item.value().normal_(0, 0.05);
-  }
+  testing::perturb_adapters(*model, 21);
   save_peft_adapter(*model, config, dir.path() / "adapter", "llama");
   expect_tracks(train_both(dir, "[lora]\ninit_adapter = \"adapter\"\n", {"--adapter", (dir.path() / "adapter").string()},
                            1e-2),
