@@ -96,7 +96,7 @@ TEST(Cli, PluginsReportsRefusedOnesFromThePluginPath) {
   // The table form says the same.
   r = run_alignkit({"plugins"}, {"ALIGNKIT_PLUGIN_PATH=" + testing::fixture_plugin_dir().string()});
   EXPECT_NE(r.stdout_text.find("refused:"), std::string::npos);
-  EXPECT_NE(r.stdout_text.find("built for plugin API version 2"), std::string::npos) << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("built for plugin API version 3"), std::string::npos) << r.stdout_text;
 }
 
 TEST(Cli, QuickstartRecipeChecks) {

@@ -14,6 +14,7 @@
 namespace alignkit {
 namespace {
 
+using testing::read_jsonl;
 using testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -89,13 +90,6 @@ fs::path write_e2e_batch(const TempDir& dir, const nlohmann::json& batch) {
                 .dump() +
             "\n";
   return dir.write("batch.jsonl", text);
-}
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<nlohmann::json> out;
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
 }
 
 TEST(ScoreCommand, MatchesTrlConcatenatedForward) {

@@ -52,7 +52,7 @@ TEST_P(PluginRefusal, IsReportedWithPathAndReasonWhileOthersLoad) {
 INSTANTIATE_TEST_SUITE_P(
     EachReason, PluginRefusal,
     ::testing::Values(
-        RefusalCase{"wrong_api", "built for plugin API version 2, this host speaks version 1"},
+        RefusalCase{"wrong_api", "built for plugin API version 3, this host speaks version 2"},
         RefusalCase{"wrong_abi", "built for 'libstdc++-cxx11 torch-9.9'"},
         RefusalCase{"bad_magic", "bad magic number"},
         RefusalCase{"null_info", "returned no metadata"},

@@ -88,6 +88,14 @@ void perturb_adapters(torch::nn::Module& model, std::uint64_t seed) {
 
 std::string describe(const DiagnosticError& e) { return e.format(); }
 
+std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
 RecipeFixture::RecipeFixture(const std::string& text, const std::vector<fs::path>& plugins) {
   for (const auto& p : plugins) registry.load(p);
   recipe = validate_recipe(load_recipe(dir.write("recipe.toml", text)), registry, {false});

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <alignkit/diagnostic.hpp>
 #include <alignkit/model_loader.hpp>
 
@@ -60,6 +62,9 @@ CommandResult run_alignkit(const std::vector<std::string>& args, const std::vect
 // Gives every LoRA adapter of `model` a non-zero B drawn from N(0, 0.05) with `seed`, as training
 // would, so an adapter changes the model's output.
 void perturb_adapters(torch::nn::Module& model, std::uint64_t seed);
+
+// The objects of a JSON Lines file (metrics.jsonl, score's output), blank lines skipped.
+std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& file);
 
 // The diagnostics a DiagnosticError carries, formatted, for assertion messages.
 std::string describe(const DiagnosticError& e);

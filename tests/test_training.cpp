@@ -19,18 +19,11 @@ namespace alignkit {
 namespace {
 
 using testing::RecipeFixture;
+using testing::read_jsonl;
 using testing::TempDir;
 namespace fs = std::filesystem;
 
 const fs::path kLlama = testing::source_dir() / "tests/fixtures/oracle/llama";
-
-std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<nlohmann::json> rows;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
 
 // Four preference pairs as token ids (the oracle llama has a 300-token vocabulary, EOS 2).
 const char* const kPairs =

@@ -23,11 +23,14 @@ struct UsageError : std::runtime_error {
 
 class CommandLine {
  public:
-  enum Recipe { no_recipe, takes_recipe };
+  // optional_recipe: the recipe may come from elsewhere (train --resume takes the run's own).
+  enum Recipe { no_recipe, takes_recipe, optional_recipe };
 
   CommandLine(std::string usage, Recipe recipe) : usage_(std::move(usage)), options_("options") {
-    if (recipe == takes_recipe) {
-      options_.add_options()("recipe", po::value<std::string>()->required(), "Recipe file (TOML)")(
+    if (recipe != no_recipe) {
+      auto* value = po::value<std::string>();
+      if (recipe == takes_recipe) value->required();
+      options_.add_options()("recipe", value, "Recipe file (TOML)")(
           "set", po::value<Args>()->composing(),
           "Override a recipe key: --set section.key=value (repeatable; validated like the recipe)");
       positional_.add("recipe", 1);

@@ -1,6 +1,7 @@
 #include "commands.hpp"
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <alignkit/atomic_file.hpp>
 #include <alignkit/version.hpp>
 
 #include "../host/option_value.hpp"
@@ -257,14 +259,30 @@ MemoryBudget budget_from(const CommandLine& command_line) {
 }  // namespace
 
 int run_train(const Args& args) {
-  CommandLine command_line("alignkit train RECIPE.toml [--set section.key=value ...] [--output DIR]", CommandLine::takes_recipe);
+  CommandLine command_line(
+      "alignkit train RECIPE.toml [--set section.key=value ...] [--output DIR]\n"
+      "       alignkit train --resume RUN_DIR [--set section.key=value ...]",
+      CommandLine::optional_recipe);
   command_line.add()("output", po::value<std::string>(), "Output folder (overrides [run] output_dir)")(
+      "resume", po::value<std::string>(),
+      "Continue the run in this folder from its newest checkpoint, with its recipe.toml")(
       "gpu", po::value<std::string>(), "Plan against this GPU's memory (default: this machine's RAM on CPU)")(
       "memory-gib", po::value<double>(), "Plan against this many GiB")(
       "device", po::value<std::string>(), "cpu: plan against this machine's RAM")(
       "force", "Run even when the planner says the recipe does not fit");
   if (!command_line.parse(args)) return kOk;
-  auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
+  const bool resume = command_line.has("resume");
+  if (resume == command_line.has("recipe"))
+    throw UsageError(resume ? "--resume continues the run with the recipe.toml in its folder: give no recipe "
+                              "(change keys with --set)"
+                            : "give a recipe (or --resume RUN_DIR)");
+  if (resume && command_line.has("output"))
+    throw UsageError("--resume writes into the run's own folder; --output does not apply");
+  std::optional<CheckpointFolder> resume_from;
+  if (resume) resume_from = resumable_checkpoint(command_line.get<std::string>("resume"));
+  const auto recipe_file =
+      resume ? (fs::path(command_line.get<std::string>("resume")) / "recipe.toml").string() : command_line.recipe();
+  auto loaded = load_and_validate(recipe_file, command_line.sets());
   require_training_sections(*loaded, "train", {"method", "model", "data"});
   check_training_recipe(loaded->recipe);
   // Plan before anything loads: a recipe that cannot fit is refused with what to change.
@@ -281,10 +299,23 @@ int run_train(const Args& args) {
     }
   }
   configure_runtime(static_cast<int>(loaded->recipe.section("run").get_int("threads")));
-  const fs::path dir = run_directory(loaded->recipe, command_line.has("output") ? command_line.get<std::string>("output") : "");
-  prepare_run_directory(dir, loaded->recipe);
+  const fs::path dir = resume ? fs::path(command_line.get<std::string>("resume"))
+                              : run_directory(loaded->recipe,
+                                              command_line.has("output") ? command_line.get<std::string>("output") : "");
+  if (resume) {
+    // The run keeps its recipe; overrides given now become part of it.
+    if (!command_line.sets().empty()) write_file_atomically(dir / "recipe.toml", render_effective_recipe(loaded->recipe));
+  } else {
+    check_fresh_run_folder(dir);
+    prepare_run_directory(dir, loaded->recipe);
+  }
   std::cerr << fmt::format("run folder: {}\n", dir.string());
-  const auto outcome = train(loaded->recipe, loaded->registry, dir);
+  const auto outcome = train(loaded->recipe, loaded->registry, dir, resume_from);
+  if (outcome.stopped_by_signal) {
+    std::cerr << fmt::format("stopped by {} after step {}; continue with `alignkit train --resume {}`\n",
+                             outcome.stopped_by_signal == SIGINT ? "SIGINT" : "SIGTERM", outcome.steps, dir.string());
+    return 128 + outcome.stopped_by_signal;
+  }
   std::cerr << fmt::format("done: {} steps; metrics in {}, outputs in {}\n", outcome.steps,
                            (dir / "metrics.jsonl").string(), outcome.final_dir.string());
   return kOk;

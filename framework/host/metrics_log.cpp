@@ -27,8 +27,34 @@ std::string escape(const std::string& s) {
 
 }  // namespace
 
-MetricsLog::MetricsLog(const std::filesystem::path& dir) : dir_(dir) {
-  std::filesystem::remove(dir_ / "metrics.jsonl");  // a fresh run starts a fresh log
+MetricsLog::MetricsLog(const std::filesystem::path& dir, std::optional<std::int64_t> resume_step) : dir_(dir) {
+  const auto file = dir_ / "metrics.jsonl";
+  if (!resume_step) {
+    std::filesystem::remove(file);  // a fresh run starts a fresh log
+    return;
+  }
+  // Resumed: the lines up to the checkpoint's step stay; later ones (logged after it, before the
+  // run was stopped) are logged again as the run repeats those steps. A line torn by a crash is
+  // dropped.
+  std::ifstream in(file);
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!row.is_object() || !row.contains("step") || !row["step"].is_number_integer()) continue;
+    const auto step = row["step"].get<std::int64_t>();
+    if (step > *resume_step) continue;
+    std::map<std::string, double> values;
+    for (const auto& [name, value] : row.items())
+      if (name != "step") values[name] = value.is_number() ? value.get<double>() : std::nan("");
+    rows_.emplace_back(step, std::move(values));
+    kept += line + "\n";
+  }
+  write_file_atomically(file, kept);
+  if (!rows_.empty()) {
+    write_csv();
+    write_plot();
+  }
 }
 
 void MetricsLog::log(std::int64_t step, const std::map<std::string, double>& values) {

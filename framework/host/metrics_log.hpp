@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,8 @@ namespace alignkit {
 
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::filesystem::path& dir);
+  // A fresh log, or with `resume_step`, the existing one up to that step (a resumed run).
+  explicit MetricsLog(const std::filesystem::path& dir, std::optional<std::int64_t> resume_step = std::nullopt);
   // Records one line: `step` plus named values (TRL's names, eval ones prefixed "eval_").
   void log(std::int64_t step, const std::map<std::string, double>& values);
 

@@ -61,6 +61,13 @@ std::vector<SectionSchema> make_sections() {
                            "at the end (when there is an eval split).", .min = 0},
                    {.key = "per_device_eval_batch_size", .type = OptionType::integer, .default_value = "8",
                     .doc = "Examples per evaluation batch.", .min = 1},
+                   {.key = "save_steps", .type = OptionType::integer, .default_value = "500",
+                    .doc = "Write a checkpoint (run folder, checkpoint-STEP) every this many steps; 0: only at "
+                           "the end and when SIGINT or SIGTERM stops the run. `alignkit train --resume RUN` "
+                           "continues from the newest.", .min = 0},
+                   {.key = "save_total_limit", .type = OptionType::integer, .default_value = "2",
+                    .doc = "Checkpoints kept: older ones are deleted once a newer one is complete; 0 keeps "
+                           "all.", .min = 0},
                }});
   s.push_back({"lora", "LoRA adapters on the policy (PEFT's names and defaults). Absent or enabled = false: full fine-tuning.",
                {
@@ -97,6 +104,11 @@ std::vector<SectionSchema> make_sections() {
                    {.key = "precision", .type = OptionType::string,
                     .doc = "Compute dtype of a `copy` reference (default: [training] precision).",
                     .choices = "float32|bfloat16|float16"},
+                   {.key = "cache", .type = OptionType::path,
+                    .doc = "File of `precomputed` reference log-probs (safetensors), keyed by the model, the "
+                           "data and the tokenisation: reused when they match, refused naming what differs "
+                           "when not, written when absent. Default: reference-logps.safetensors in the run "
+                           "folder (a fresh run recomputes it; a resumed one reuses it)."},
                }});
   s.push_back({"output", "What the run saves at the end, in <run>/final.",
                {

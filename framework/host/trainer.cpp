@@ -2,26 +2,39 @@
 // steps of gradient-accumulated micro-batches, logging and evaluation, then the final outputs.
 #include "trainer.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <sstream>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
 #include <alignkit/atomic_file.hpp>
 #include <alignkit/logprobs.hpp>
 #include <alignkit/lora.hpp>
+#include <alignkit/safetensors.hpp>
 #include <alignkit/scheduler.hpp>
 #include <alignkit/tokenizer.hpp>
 #include <alignkit/torch_compat.hpp>
 
+#include "fault_injection.hpp"
 #include "metrics_log.hpp"
+#include "option_value.hpp"
+#include "reference_cache.hpp"
+#include "run_checkpoint.hpp"
+#include "stop_signals.hpp"
 #include "training_data.hpp"
 
 namespace alignkit {
@@ -111,20 +124,50 @@ class Averages {
   }
   void clear() { values_.clear(); }
 
+  // The running sums, for a checkpoint taken in the middle of a logging window.
+  nlohmann::json to_json() const {
+    auto out = nlohmann::json::object();
+    for (const auto& [name, v] : values_) out[name] = {v.first, v.second};
+    return out;
+  }
+  void from_json(const nlohmann::json& in) {
+    values_.clear();
+    for (const auto& [name, v] : in.items()) values_[name] = {v.at(0).get<double>(), v.at(1).get<std::int64_t>()};
+  }
+
  private:
   std::map<std::string, std::pair<double, std::int64_t>> values_;
 };
 
+// Where the loop stands between steps, beyond the weights and the optimizer's moments.
+constexpr int kTrainerStateFormat = 1;
+
 enum class ReferenceStrategy { none, copy, adapter_off, precomputed };
+
+using AdamWState = torch::optim::AdamWParamState;
 
 class Trainer {
  public:
-  Trainer(const ValidatedRecipe& recipe, PluginRegistry& registry, fs::path run_dir)
-      : recipe_(recipe), registry_(registry), run_dir_(std::move(run_dir)), metrics_(run_dir_) {}
+  Trainer(const ValidatedRecipe& recipe, PluginRegistry& registry, fs::path run_dir,
+          std::optional<CheckpointFolder> resume_from)
+      : recipe_(recipe),
+        registry_(registry),
+        run_dir_(std::move(run_dir)),
+        resume_from_(std::move(resume_from)),
+        metrics_(run_dir_, resume_from_ ? std::optional(resume_from_->step) : std::nullopt) {}
 
   TrainingOutcome run() {
     setup();
-    if (strategy_ == ReferenceStrategy::precomputed) precompute_reference();
+    if (!resume_from_) {
+      // A fresh run: checkpoints and the default reference cache of an earlier (finished) run in
+      // this folder belong to another run.
+      remove_checkpoints(run_dir_);
+      if (!recipe_.section("reference").has("cache")) fs::remove(reference_cache_path());
+    }
+    remove_checkpoint_leftovers(run_dir_);
+    if (strategy_ == ReferenceStrategy::precomputed) prepare_reference_logps();
+    // After the reference: `precomputed` scores the starting weights, which the checkpoint replaces.
+    const std::int64_t first_step = resume_from_ ? restore_checkpoint(*resume_from_) : 0;
     const auto training = recipe_.section("training");
     const auto max_steps = training.get_int("max_steps");
     const auto accumulation = training.get_int("gradient_accumulation_steps");
@@ -135,14 +178,21 @@ class Trainer {
 
     std::cerr << fmt::format("training: {} steps of {} x {} examples on {}\n", max_steps,
                              training.get_int("per_device_train_batch_size"), accumulation, device_.str());
+    const auto save_steps = training.get_int("save_steps");
     TrainingOutcome outcome;
     outcome.final_dir = run_dir_ / "final";
-    Averages window;
-    double window_loss = 0;
-    std::int64_t window_steps = 0, window_tokens = 0;
+    outcome.resumed_from = first_step;
+    auto& window = window_;
+    auto& window_loss = window_loss_;
+    auto& window_steps = window_steps_;
+    auto& window_tokens = window_tokens_;
     auto window_start = Clock::now();
     const auto start = Clock::now();
-    for (std::int64_t step = 0; step < max_steps; ++step) {
+    StopSignals stop;
+    if (first_step >= max_steps)
+      std::cerr << fmt::format("resume: the run already reached step {} of {}; writing its final outputs\n", first_step,
+                               max_steps);
+    for (std::int64_t step = first_step; step < max_steps; ++step) {
       const double lr = base_lr * call_plugin(*scheduler_plugin_, "to compute the learning rate",
                                               [&] { return scheduler_->lr_factor(step, shape_); });
       for (auto& group : optimizer_->param_groups())
@@ -172,6 +222,7 @@ class Trainer {
       optimizer_->zero_grad();
       window_loss += step_loss;
       ++window_steps;
+      fault_point("step");
 
       const auto done = step + 1;
       const bool log_now = done % logging_steps == 0 || done == max_steps;
@@ -191,13 +242,20 @@ class Trainer {
           values.insert(eval.begin(), eval.end());
         }
         print_progress(done, max_steps, values, window_tokens / std::max(seconds, 1e-9),
-                       elapsed / static_cast<double>(done) * static_cast<double>(max_steps - done));
+                       elapsed / static_cast<double>(done - first_step) * static_cast<double>(max_steps - done));
         metrics_.log(done, values);
         outcome.last_logged = values;
         window.clear();
         window_loss = 0;
         window_steps = window_tokens = 0;
         window_start = Clock::now();
+      }
+      const bool last = done == max_steps;
+      if (last || (save_steps > 0 && done % save_steps == 0) || stop.requested()) save_checkpoint(done);
+      if (stop.requested() && !last) {
+        outcome.steps = done;
+        outcome.stopped_by_signal = stop.requested();
+        return outcome;
       }
     }
     outcome.steps = max_steps;
@@ -315,6 +373,7 @@ class Trainer {
       const bool is_norm = name.find("norm") != std::string::npos;
       (item.value().dim() < 2 || is_norm || name.find("bias") != std::string::npos ? no_decay : decay).push_back(item.value());
       trainable_.push_back(item.value());
+      trainable_names_.push_back(name);
     }
     auto options = torch::optim::AdamWOptions(optimizer.get_float("learning_rate"))
                        .betas({optimizer.get_float("adam_beta1"), optimizer.get_float("adam_beta2")})
@@ -582,6 +641,249 @@ class Trainer {
                              std::chrono::duration<double>(Clock::now() - start).count());
   }
 
+  // --- the precomputed reference, cached on disk -----------------------------------------------
+
+  fs::path reference_cache_path() const {
+    const auto section = recipe_.section("reference");
+    return section.has("cache") ? section.get_path("cache") : run_dir_ / "reference-logps.safetensors";
+  }
+
+  // What the reference log-probs depend on, in parts a message can name.
+  std::vector<CacheKeyPart> reference_cache_key() const {
+    const auto model = recipe_.section("model");
+    const auto training = recipe_.section("training");
+    std::vector<CacheKeyPart> key;
+
+    ContentHash weights;
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(model_path_))
+      if (const auto name = entry.path().filename().string();
+          name == "config.json" || entry.path().extension() == ".safetensors" || name == "model.safetensors.index.json")
+        files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) weights.add_file(f);
+    std::string about = fmt::format("{}, {}", model_path_.string(), training.get_string("precision"));
+    weights.add(training.get_string("precision")).add(model.get_string("quantization"));
+    if (model.get_string("quantization") != "none") about += ", " + model.get_string("quantization");
+    if (lora_ && recipe_.section("lora").has("init_adapter")) {
+      const auto adapter = recipe_.section("lora").get_path("init_adapter");
+      weights.add_file(adapter / "adapter_config.json").add_file(adapter / "adapter_model.safetensors");
+      about += ", adapter " + adapter.string();
+    }
+    key.push_back({"model", weights.hex(), about});
+
+    // The [data] section's values and the files its path keys name; the seed picks the eval split.
+    ContentHash data;
+    std::vector<std::string> shown;
+    for (const auto& [name, entry] : recipe_.sections.at("data").entries) {
+      const auto text = to_toml_text(entry.value);
+      data.add(name).add(text);
+      if (entry.spec.type == OptionType::path && std::holds_alternative<std::string>(entry.value) &&
+          fs::is_regular_file(std::get<std::string>(entry.value)))
+        data.add_file(std::get<std::string>(entry.value));
+      if (name == "format" || name == "path") shown.push_back(fmt::format("{} = {}", name, text));
+    }
+    data.add(static_cast<std::int64_t>(seed_));
+    key.push_back({"data", data.hex(), fmt::format("[data] {}, seed {}", fmt::join(shown, ", "), seed_)});
+
+    ContentHash tokenization;
+    const auto tokenizer_dir = tokenizer_->origin().parent_path();
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"})
+      tokenization.add_file(tokenizer_dir / file);
+    std::string limits;
+    for (const char* name : {"max_length", "max_prompt_length", "max_completion_length", "truncation_mode"}) {
+      // The entry, not has(): a default and the same value written out are one setting.
+      const auto& value = recipe_.sections.at("training").entries.at(name).value;
+      const auto text = std::holds_alternative<std::monostate>(value) ? std::string("unset") : to_toml_text(value);
+      tokenization.add(std::string(name)).add(text);
+      limits += fmt::format(", {} {}", name, text);
+    }
+    key.push_back({"tokenization", tokenization.hex(), tokenizer_dir.string() + limits});
+
+    ContentHash scoring;
+    scoring.add(static_cast<std::int64_t>(requirements_.reduction)).add(static_cast<std::int64_t>(requirements_.examples));
+    key.push_back({"scoring", scoring.hex(),
+                   fmt::format("{} log-probs", requirements_.reduction == LogProbReduction::mean ? "mean" : "summed")});
+
+    key.push_back({"examples", examples_hash(),
+                   fmt::format("{} train and {} eval examples as tokenized", data_.train.size(), data_.eval.size())});
+    return key;
+  }
+
+  // Every token of every example, in order: what the loop will actually see.
+  std::string examples_hash() const {
+    ContentHash hash;
+    for (const auto* split : {&data_.train, &data_.eval}) {
+      hash.add(static_cast<std::int64_t>(split->size()));
+      for (const auto& e : *split) {
+        for (const auto* ids : {&e.prompt, &e.completion, &e.rejected, &e.kl_completion}) {
+          hash.add(static_cast<std::int64_t>(ids->size()));
+          hash.add(ids->data(), ids->size() * sizeof(std::int64_t));
+        }
+        hash.add(static_cast<std::int64_t>(e.desirable));
+      }
+    }
+    return hash.hex();
+  }
+
+  // The reference's log-probs from the cache when it was made for this run, else computed once and cached.
+  void prepare_reference_logps() {
+    const auto file = reference_cache_path();
+    const auto key = reference_cache_key();
+    if (auto cache = read_reference_cache(file, key)) {
+      precomputed_train_ = std::move(cache->train);
+      precomputed_eval_ = std::move(cache->eval);
+      std::cerr << fmt::format("reference: log-probs of {} examples reused from {}\n",
+                               data_.train.size() + data_.eval.size(), file.string());
+      return;
+    }
+    precompute_reference();
+    ReferenceCache cache;
+    for (auto [from, to] : {std::pair{&precomputed_train_, &cache.train}, std::pair{&precomputed_eval_, &cache.eval}})
+      for (std::size_t slot = 0; slot < from->size(); ++slot)
+        if (std::any_of((*from)[slot].begin(), (*from)[slot].end(), [](double v) { return !std::isnan(v); }))
+          (*to)[slot] = (*from)[slot];
+    write_reference_cache(file, key, cache);
+    std::cerr << fmt::format("reference: cached in {}\n", file.string());
+  }
+
+  // --- checkpoints --------------------------------------------------------------------------
+
+  AdamWState* adamw_state(const torch::Tensor& parameter) const {
+    auto& states = optimizer_->state();
+    auto it = states.find(compat::optimizer_state_key(*optimizer_, parameter));
+    return it == states.end() ? nullptr : static_cast<AdamWState*>(it->second.get());
+  }
+
+  // checkpoint-STEP/: trainable.safetensors (the trained tensors under the model's names),
+  // optimizer.safetensors (AdamW's moments and step counts), rng_state.safetensors,
+  // loss_state.safetensors (a loss's running statistics, when it keeps any), adapter/
+  // (with LoRA, PEFT's format) and trainer_state.json (data position, logging window), written
+  // last; the folder appears whole or not at all.
+  void save_checkpoint(std::int64_t step) {
+    const auto start = Clock::now();
+    const auto target = run_dir_ / fmt::format("checkpoint-{}", step);
+    if (fs::exists(target / "trainer_state.json")) return;  // resumed from this very step
+    AtomicDirectory folder(target);
+    const auto& dir = folder.staging();
+    std::vector<std::pair<std::string, torch::Tensor>> weights, moments;
+    for (std::size_t i = 0; i < trainable_.size(); ++i) {
+      const auto& name = trainable_names_[i];
+      weights.emplace_back(name, trainable_[i].detach());
+      if (const auto* state = adamw_state(trainable_[i])) {
+        moments.emplace_back(name + ".exp_avg", state->exp_avg());
+        moments.emplace_back(name + ".exp_avg_sq", state->exp_avg_sq());
+        moments.emplace_back(name + ".step", torch::tensor(state->step(), torch::kInt64));
+      }
+    }
+    safetensors::save(dir / "trainable.safetensors", weights);
+    fault_point("checkpoint-file");
+    safetensors::save(dir / "optimizer.safetensors", moments);
+    fault_point("checkpoint-file");
+    std::vector<std::pair<std::string, torch::Tensor>> rng{{"cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+    if (device_.is_cuda()) rng.emplace_back("cuda", at::globalContext().defaultGenerator(device_).get_state());
+    safetensors::save(dir / "rng_state.safetensors", rng);
+    fault_point("checkpoint-file");
+    const auto loss_state = call_plugin(*loss_plugin_, "to save its state", [&] { return loss_->state(); });
+    if (!loss_state.empty()) {
+      safetensors::save(dir / "loss_state.safetensors", {loss_state.begin(), loss_state.end()});
+      fault_point("checkpoint-file");
+    }
+    if (lora_) {
+      save_peft_adapter(*policy_, lora_config_, dir / "adapter", model_path_.string());
+      fault_point("checkpoint-file");
+    }
+    std::ostringstream shuffle_state;
+    shuffle_state << shuffle_rng_;
+    nlohmann::json state = {
+        {"format", kTrainerStateFormat},
+        {"step", step},
+        {"max_steps", recipe_.section("training").get_int("max_steps")},
+        {"examples", examples_hash()},
+        {"trainable", trainable_names_},
+        {"examples_seen", examples_seen_},
+        {"cursor", cursor_},
+        {"order", order_},
+        {"shuffle_rng", shuffle_state.str()},
+        {"window", {{"values", window_.to_json()}, {"loss", window_loss_}, {"steps", window_steps_}, {"tokens", window_tokens_}}},
+    };
+    write_file_atomically(dir / "trainer_state.json", state.dump(1));
+    fault_point("checkpoint-file");
+    fault_point("checkpoint-commit");
+    folder.commit();
+    fault_point("checkpoint-prune");
+    prune_checkpoints(run_dir_, recipe_.section("training").get_int("save_total_limit"));
+    std::cerr << fmt::format("checkpoint: {} ({:.1f}s)\n", target.string(),
+                             std::chrono::duration<double>(Clock::now() - start).count());
+  }
+
+  // Puts the loop back where checkpoint `c` left it; returns its step.
+  std::int64_t restore_checkpoint(const CheckpointFolder& c) {
+    const auto state_file = c.path / "trainer_state.json";
+    nlohmann::json state;
+    try {
+      std::ifstream in(state_file);
+      state = nlohmann::json::parse(in);
+      if (state.at("format").get<int>() != kTrainerStateFormat)
+        throw_file_error(state_file.string(), fmt::format("is format {}; this alignkit reads format {}",
+                                                          state.at("format").get<int>(), kTrainerStateFormat));
+    } catch (const nlohmann::json::exception& e) {
+      throw_file_error(state_file.string(), fmt::format("is not a trainer state: {}", e.what()));
+    }
+    auto refuse = [&](const std::string& what) {
+      throw_file_error(c.path.string(), what, "resume with the recipe the run was started with (its recipe.toml)");
+    };
+    try {
+      if (state.at("examples").get<std::string>() != examples_hash())
+        refuse("was written for other training data (the examples as tokenized differ from this run's)");
+      if (state.at("trainable").get<std::vector<std::string>>() != trainable_names_)
+        refuse("was written for other trainable parameters (did [lora] or the model change?)");
+      const auto weights = safetensors::File::open(c.path / "trainable.safetensors");
+      const auto moments = safetensors::File::open(c.path / "optimizer.safetensors");
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < trainable_.size(); ++i) {
+        const auto& name = trainable_names_[i];
+        const auto saved = weights.tensor(name);
+        if (saved.sizes() != trainable_[i].sizes()) refuse(fmt::format("holds {} with another shape", name));
+        trainable_[i].copy_(saved);
+        if (!moments.find(name + ".exp_avg")) continue;
+        auto restored = std::make_unique<AdamWState>();
+        restored->step(moments.tensor(name + ".step").item<std::int64_t>());
+        restored->exp_avg(moments.tensor(name + ".exp_avg").to(trainable_[i].device()).clone());
+        restored->exp_avg_sq(moments.tensor(name + ".exp_avg_sq").to(trainable_[i].device()).clone());
+        optimizer_->state()[compat::optimizer_state_key(*optimizer_, trainable_[i])] = std::move(restored);
+      }
+      const auto rng = safetensors::File::open(c.path / "rng_state.safetensors");
+      // Generators are handles: a copy sets the shared state.
+      auto cpu_generator = at::detail::getDefaultCPUGenerator();
+      cpu_generator.set_state(rng.tensor("cpu").clone());
+      if (device_.is_cuda() && rng.find("cuda")) {
+        auto cuda_generator = at::globalContext().defaultGenerator(device_);
+        cuda_generator.set_state(rng.tensor("cuda").clone());
+      }
+      if (fs::exists(c.path / "loss_state.safetensors")) {
+        const auto file = safetensors::File::open(c.path / "loss_state.safetensors");
+        std::map<std::string, torch::Tensor> loss_state;
+        for (const auto& t : file.header().tensors) loss_state[t.name] = file.tensor(t.name).clone();
+        call_plugin(*loss_plugin_, "to restore its state", [&] { loss_->load_state(loss_state); });
+      }
+      examples_seen_ = state.at("examples_seen").get<std::int64_t>();
+      cursor_ = state.at("cursor").get<std::size_t>();
+      order_ = state.at("order").get<std::vector<std::size_t>>();
+      std::istringstream(state.at("shuffle_rng").get<std::string>()) >> shuffle_rng_;
+      const auto& window = state.at("window");
+      window_.from_json(window.at("values"));
+      window_loss_ = window.at("loss").get<double>();
+      window_steps_ = window.at("steps").get<std::int64_t>();
+      window_tokens_ = window.at("tokens").get<std::int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      throw_file_error(state_file.string(), fmt::format("is not a trainer state: {}", e.what()));
+    }
+    const auto step = state.at("step").get<std::int64_t>();
+    std::cerr << fmt::format("resume: from {} (step {})\n", c.path.string(), step);
+    return step;
+  }
+
   double clip_gradients(double max_norm) {
     std::vector<torch::Tensor> with_grad;
     for (const auto& p : trainable_)
@@ -662,6 +964,7 @@ class Trainer {
   const ValidatedRecipe& recipe_;
   PluginRegistry& registry_;
   fs::path run_dir_;
+  std::optional<CheckpointFolder> resume_from_;
   MetricsLog metrics_;
 
   std::uint64_t seed_ = 0;
@@ -691,7 +994,11 @@ class Trainer {
   std::array<std::vector<double>, 3> precomputed_train_, precomputed_eval_;
 
   std::vector<torch::Tensor> trainable_;
+  std::vector<std::string> trainable_names_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  Averages window_;
+  double window_loss_ = 0;
+  std::int64_t window_steps_ = 0, window_tokens_ = 0;
   const PluginRecord* scheduler_plugin_ = nullptr;
   std::shared_ptr<Scheduler> scheduler_;
   ScheduleShape shape_;
@@ -726,8 +1033,50 @@ void check_training_recipe(const ValidatedRecipe& recipe) {
   if (!problems.empty()) throw RecipeInvalid(std::move(problems), false);
 }
 
-TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir) {
-  Trainer trainer(recipe, registry, run_dir);
+namespace {
+
+// The step and planned length a checkpoint records.
+std::pair<std::int64_t, std::int64_t> checkpoint_progress(const CheckpointFolder& c) {
+  const auto file = c.path / "trainer_state.json";
+  try {
+    std::ifstream in(file);
+    const auto state = nlohmann::json::parse(in);
+    return {state.at("step").get<std::int64_t>(), state.at("max_steps").get<std::int64_t>()};
+  } catch (const nlohmann::json::exception& e) {
+    throw_file_error(file.string(), fmt::format("is not a trainer state: {}", e.what()));
+  }
+}
+
+}  // namespace
+
+void check_fresh_run_folder(const fs::path& run_dir) {
+  const auto latest = latest_checkpoint(run_dir);
+  if (!latest) return;
+  const auto [step, max_steps] = checkpoint_progress(*latest);
+  if (step >= max_steps) return;
+  throw DiagnosticError(make_error(
+      fmt::format("{} holds {} of an unfinished run (step {} of {}); a new run there would discard it",
+                  run_dir.string(), latest->path.filename().string(), step, max_steps),
+      fmt::format("resume it with `alignkit train --resume {}`, or choose another folder with --output or [run] "
+                  "output_dir",
+                  run_dir.string())));
+}
+
+std::optional<CheckpointFolder> resumable_checkpoint(const fs::path& run_dir) {
+  if (!fs::is_regular_file(run_dir / "recipe.toml"))
+    throw DiagnosticError(make_error(fmt::format("{} is not a run folder: it has no recipe.toml", run_dir.string()),
+                                     "pass the folder a run wrote (runs/<name>, or its --output)"));
+  auto latest = latest_checkpoint(run_dir);
+  if (!latest)
+    throw DiagnosticError(make_error(fmt::format("{} has no checkpoint to resume from", run_dir.string()),
+                                     "a run writes one every [training] save_steps, when SIGINT or SIGTERM stops "
+                                     "it, and at its end"));
+  return latest;
+}
+
+TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const fs::path& run_dir,
+                      const std::optional<CheckpointFolder>& resume_from) {
+  Trainer trainer(recipe, registry, run_dir, resume_from);
   return trainer.run();
 }
 

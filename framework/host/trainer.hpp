@@ -4,15 +4,19 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "plugin_registry.hpp"
 #include "recipe_validator.hpp"
+#include "run_checkpoint.hpp"
 
 namespace alignkit {
 
 struct TrainingOutcome {
-  std::int64_t steps = 0;
+  std::int64_t steps = 0;         // the step the run reached
+  std::int64_t resumed_from = 0;  // the checkpoint's step, when resumed
+  int stopped_by_signal = 0;      // SIGINT or SIGTERM: stopped after a checkpoint, before the end
   std::map<std::string, double> last_logged;  // the last metrics line (train and eval)
   std::filesystem::path final_dir;            // <run>/final
 };
@@ -22,8 +26,19 @@ struct TrainingOutcome {
 // RecipeInvalid with every problem found.
 void check_training_recipe(const ValidatedRecipe& recipe);
 
-// Runs the recipe's [training] to the end, writing metrics, the plot and the final outputs into
-// `run_dir`. Progress goes to stderr.
-TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir);
+// A fresh run may not start in a folder holding checkpoints of an unfinished run (it would discard
+// them); throws DiagnosticError saying how to resume instead. Those of a finished run are removed
+// when the fresh run starts.
+void check_fresh_run_folder(const std::filesystem::path& run_dir);
+
+// The checkpoint `alignkit train --resume RUN_DIR` continues from: the newest complete one.
+// Throws DiagnosticError for a folder that is not a run folder or has no checkpoint.
+std::optional<CheckpointFolder> resumable_checkpoint(const std::filesystem::path& run_dir);
+
+// Runs the recipe's [training] to the end (or until SIGINT/SIGTERM, after a checkpoint), writing
+// metrics, the plot, checkpoints and the final outputs into `run_dir`; from `resume_from` when
+// given, with the same results as a run never interrupted. Progress goes to stderr.
+TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir,
+                      const std::optional<CheckpointFolder>& resume_from = std::nullopt);
 
 }  // namespace alignkit

@@ -51,11 +51,36 @@ void AtomicFile::commit() {
   if (::rename(temp_.c_str(), path_.c_str()) != 0) fail(path_, "rename into place", errno);
   committed_ = true;
   // The rename is durable only once the folder's entry is on disk.
-  const auto folder = path_.parent_path().empty() ? std::filesystem::path(".") : path_.parent_path();
-  if (const int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
+  sync_directory(path_.parent_path().empty() ? std::filesystem::path(".") : path_.parent_path());
+}
+
+void sync_directory(const std::filesystem::path& dir) {
+  if (const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
   }
+}
+
+AtomicDirectory::AtomicDirectory(std::filesystem::path path) : path_(std::move(path)) {
+  const auto folder = path_.parent_path().empty() ? std::filesystem::path(".") : path_.parent_path();
+  temp_ = folder / fmt::format(".{}.tmp.{}", path_.filename().string(), ::getpid());
+  std::error_code ec;
+  std::filesystem::remove_all(temp_, ec);
+  if (!std::filesystem::create_directory(temp_, ec) || ec) fail(temp_, "create the folder", ec ? ec.value() : EEXIST);
+}
+
+AtomicDirectory::~AtomicDirectory() {
+  std::error_code ec;
+  if (!committed_) std::filesystem::remove_all(temp_, ec);
+}
+
+void AtomicDirectory::commit() {
+  sync_directory(temp_);
+  // rename(2) onto an existing empty folder would succeed and hide a logic error; refuse it.
+  if (std::filesystem::exists(path_)) fail(path_, "rename a folder into place", EEXIST);
+  if (::rename(temp_.c_str(), path_.c_str()) != 0) fail(path_, "rename a folder into place", errno);
+  committed_ = true;
+  sync_directory(path_.parent_path().empty() ? std::filesystem::path(".") : path_.parent_path());
 }
 
 void write_file_atomically(const std::filesystem::path& path, std::string_view content) {

@@ -1,6 +1,9 @@
 // Out-of-line members of the plugin-facing interfaces: defining the destructors here gives each
 // interface one type_info, in the SDK library, shared by the host and every plugin.
+#include <fmt/format.h>
+
 #include <alignkit/dataset.hpp>
+#include <alignkit/diagnostic.hpp>
 #include <alignkit/judge.hpp>
 #include <alignkit/loss.hpp>
 #include <alignkit/model_loader.hpp>
@@ -12,6 +15,14 @@ namespace alignkit {
 PluginObject::~PluginObject() = default;
 Scheduler::~Scheduler() = default;
 Loss::~Loss() = default;
+
+std::map<std::string, torch::Tensor> Loss::state() const { return {}; }
+
+void Loss::load_state(const std::map<std::string, torch::Tensor>& state) {
+  if (!state.empty())
+    throw DiagnosticError(make_error(fmt::format("this loss keeps no state between steps, but a checkpoint holds '{}'",
+                                                 state.begin()->first)));
+}
 Dataset::~Dataset() = default;
 ExampleSink::~ExampleSink() = default;
 ModelLoader::~ModelLoader() = default;

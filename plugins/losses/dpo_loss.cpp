@@ -5,6 +5,10 @@
 #include <limits>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
+#include <alignkit/diagnostic.hpp>
+
 #include "loss_support.hpp"
 
 namespace alignkit::losses {
@@ -63,6 +67,28 @@ void RunningMoments::update(const torch::Tensor& xs) {
 
 DpoLoss::DpoLoss(DpoSettings settings)
     : settings_(std::move(settings)), label_smoothing_(settings_.label_smoothing) {}
+
+// Doubles as float64 scalars: a checkpoint restores them bit for bit.
+std::map<std::string, torch::Tensor> DpoLoss::state() const {
+  auto scalar = [](double v) { return torch::tensor(v, torch::kFloat64); };
+  return {{"running_mean", scalar(running_.mean)},
+          {"running_var", scalar(running_.var)},
+          {"running_count", scalar(running_.count)},
+          {"label_smoothing", scalar(label_smoothing_)}};
+}
+
+void DpoLoss::load_state(const std::map<std::string, torch::Tensor>& state) {
+  auto get = [&](const char* name) {
+    auto it = state.find(name);
+    if (it == state.end() || it->second.numel() != 1)
+      throw DiagnosticError(make_error(fmt::format("dpo: the checkpoint's loss state has no scalar '{}'", name)));
+    return it->second.to(torch::kFloat64).item<double>();
+  };
+  running_.mean = get("running_mean");
+  running_.var = get("running_var");
+  running_.count = get("running_count");
+  label_smoothing_ = get("label_smoothing");
+}
 
 LossRequirements DpoLoss::requirements() const {
   const auto& types = settings_.loss_types;

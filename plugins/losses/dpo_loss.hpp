@@ -83,6 +83,9 @@ class DpoLoss final : public Loss {
 
   LossRequirements requirements() const override;
   LossResult compute(const LossBatch& batch) override;
+  // bco_pair's running moments and the label smoothing exo_pair may have set.
+  std::map<std::string, torch::Tensor> state() const override;
+  void load_state(const std::map<std::string, torch::Tensor>& state) override;
 
   // TRL's dpo_loss for one loss type. The reference log-probs may be undefined when the loss is
   // reference-free (then they count as 0); `nll` is the batch NLL, needed by "sft" only.

@@ -6,6 +6,7 @@
 // completions, the policy's NLL on chosen completions, generation for online methods.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,6 +80,12 @@ class Loss : public PluginObject {
   virtual LossRequirements requirements() const = 0;
   // Not const: some losses keep running statistics (e.g. BCO's reward mean).
   virtual LossResult compute(const LossBatch& batch) = 0;
+
+  // What compute() carries from step to step, by name, so a checkpoint saves it and a resumed
+  // run continues it exactly (plugin API 2). A stateless loss keeps the defaults: none.
+  virtual std::map<std::string, torch::Tensor> state() const;
+  // Restores what state() returned; throws DiagnosticError for a name or shape it does not know.
+  virtual void load_state(const std::map<std::string, torch::Tensor>& state);
 };
 
 }  // namespace alignkit

@@ -4,7 +4,9 @@
 // the one inside a torch 2.x wheel). Code elsewhere uses these names instead of testing versions.
 #pragma once
 
+#include <sstream>
 #include <string>
+#include <type_traits>
 
 #include <torch/version.h>
 
@@ -21,5 +23,19 @@ inline std::string torch_version() {
 
 // True when this LibTorch was built with CUDA and a device is visible.
 bool cuda_available();
+
+// The key a LibTorch optimizer files a parameter's state under: the TensorImpl's address printed
+// as a string in 1.x (c10::guts::to_string), the address itself where the map is keyed by pointer.
+template <typename Optimizer, typename Tensor>
+auto optimizer_state_key(const Optimizer& optimizer, const Tensor& parameter) {
+  using Key = typename std::decay_t<decltype(optimizer.state())>::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream text;
+    text << parameter.unsafeGetTensorImpl();
+    return text.str();
+  } else {
+    return static_cast<Key>(parameter.unsafeGetTensorImpl());
+  }
+}
 
 }  // namespace alignkit::compat
