@@ -7,7 +7,10 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include <alignkit/plugin.hpp>
 
 #include "test_support.hpp"
 
@@ -27,7 +30,7 @@ std::string read_file(const std::filesystem::path& path) {
 TEST(Cli, VersionAndHelp) {
   auto r = run_alignkit({"--version"});
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_NE(r.output.find("plugin API 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(fmt::format("plugin API {}", ALIGNKIT_PLUGIN_API_VERSION)), std::string::npos) << r.output;
   EXPECT_EQ(run_alignkit({"--help"}).exit_code, 0);
   for (const char* command : {"train", "plan", "plugins"}) {
     r = run_alignkit({command, "--help"});
@@ -57,10 +60,10 @@ TEST(Cli, PluginsJsonListsSchedulersWithMetadata) {
   auto r = run_alignkit({"plugins", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto json = nlohmann::json::parse(r.stdout_text);
-  EXPECT_EQ(json["api_version"], 1);
+  EXPECT_EQ(json["api_version"], ALIGNKIT_PLUGIN_API_VERSION);
   std::set<std::string> names;
   for (const auto& p : json["plugins"]) {
-    EXPECT_EQ(p["api_version"], 1);
+    EXPECT_EQ(p["api_version"], ALIGNKIT_PLUGIN_API_VERSION);
     EXPECT_FALSE(p["description"].get<std::string>().empty());
     EXPECT_TRUE(std::filesystem::exists(p["path"].get<std::string>()));
     names.insert(p["kind"].get<std::string>() + "/" + p["name"].get<std::string>());
