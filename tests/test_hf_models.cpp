@@ -16,6 +16,8 @@
 namespace alignkit {
 namespace {
 
+using testing::copy_model;
+using testing::edit_config;
 using testing::TempDir;
 namespace fs = std::filesystem;
 
@@ -142,16 +144,6 @@ TEST(HfModel, SavedModelReloadsToTheSameLogits) {
   EXPECT_EQ(safetensors::File::open(dir.path() / "bf16/model.safetensors").header().tensors.at(0).dtype, safetensors::DType::BF16);
 }
 
-// Copies an oracle model directory so a test can damage it.
-fs::path copy_model(const TempDir& dir, const char* name) {
-  static int copies = 0;  // a fresh folder for every copy, so one test may damage a model twice
-  const fs::path target = dir.path() / (std::string(name) + "-" + std::to_string(++copies));
-  fs::copy(kOracle / name, target);
-  for (const auto& entry : fs::directory_iterator(target))
-    fs::permissions(entry.path(), fs::perms::owner_write, fs::perm_options::add);
-  return target;
-}
-
 std::string load_error(const fs::path& dir) {
   try {
     loader().loader->load(dir, LoadOptions{});
@@ -159,16 +151,6 @@ std::string load_error(const fs::path& dir) {
     return e.format();
   }
   return "(loaded)";
-}
-
-void edit_config(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
-  nlohmann::json config;
-  {
-    std::ifstream in(dir / "config.json");
-    config = nlohmann::json::parse(in);
-  }
-  edit(config);
-  std::ofstream(dir / "config.json") << config.dump();
 }
 
 TEST(HfModel, BadModelDirectoriesAreRefusedWithTheFileAndReason) {

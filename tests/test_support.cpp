@@ -79,6 +79,25 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::vecto
   return result;
 }
 
+fs::path copy_model(const TempDir& dir, const char* name) {
+  static int copies = 0;  // a fresh folder for every copy, so one test may damage a model twice
+  const fs::path target = dir.path() / (std::string(name) + "-" + std::to_string(++copies));
+  fs::copy(source_dir() / "tests/fixtures/oracle" / name, target);
+  for (const auto& entry : fs::directory_iterator(target))
+    fs::permissions(entry.path(), fs::perms::owner_write, fs::perm_options::add);
+  return target;
+}
+
+void edit_config(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json config;
+  {
+    std::ifstream in(dir / "config.json");
+    config = nlohmann::json::parse(in);
+  }
+  edit(config);
+  std::ofstream(dir / "config.json") << config.dump();
+}
+
 void perturb_adapters(torch::nn::Module& model, std::uint64_t seed) {
   torch::manual_seed(seed);
   torch::NoGradGuard no_grad;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,12 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
 // run_command for the alignkit binary.
 CommandResult run_alignkit(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+
+// Copies the oracle model tests/fixtures/oracle/NAME into a fresh, writable folder under `dir`,
+// so a test can change or damage it.
+std::filesystem::path copy_model(const TempDir& dir, const char* name);
+// Rewrites DIR/config.json through `edit`.
+void edit_config(const std::filesystem::path& dir, const std::function<void(nlohmann::json&)>& edit);
 
 // Gives every LoRA adapter of `model` a non-zero B drawn from N(0, 0.05) with `seed`, as training
 // would, so an adapter changes the model's output.

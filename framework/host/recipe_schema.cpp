@@ -54,6 +54,9 @@ std::vector<SectionSchema> make_sections() {
                    {.key = "logprob_chunk", .type = OptionType::integer, .default_value = "256",
                     .doc = "Positions per chunk when computing vocabulary log-probs (0: all at once).",
                     .min = 0},
+                   {.key = "packing", .type = OptionType::boolean, .default_value = "false",
+                    .doc = "Run a micro-batch's rows as one padding-free row (segment-id attention), with "
+                           "the padded path's losses; pays when rows differ much in length."},
                    {.key = "logging_steps", .type = OptionType::integer, .default_value = "10",
                     .doc = "Optimizer steps per metrics line (metrics are averaged over the window).", .min = 1},
                    {.key = "eval_steps", .type = OptionType::integer, .default_value = "0",

@@ -276,6 +276,7 @@ class Trainer {
     device_ = select_device(run);
     dtype_ = dtype_of(training.get_string("precision"));
     chunk_ = training.get_int("logprob_chunk");
+    packing_ = training.get_bool("packing");
 
     // The method.
     const auto* loss_plugin = recipe_.plugins.at("method");
@@ -484,6 +485,11 @@ class Trainer {
     return n;
   }
 
+  ScoreOptions score_options() const {
+    return {.reduction = requirements_.reduction, .chunk = chunk_, .nll_over_prompt = requirements_.nll_over_prompt,
+            .packing = packing_};
+  }
+
   // Log-probs of prompt + completion rows under `model`.
   CompletionScores score(CausalLM& model, const std::vector<const TokenizedExample*>& batch,
                          const std::vector<std::int64_t> TokenizedExample::*completion) const {
@@ -496,7 +502,7 @@ class Trainer {
     rows.input_ids = rows.input_ids.to(device_);
     rows.attention_mask = rows.attention_mask.to(device_);
     rows.completion_mask = rows.completion_mask.to(device_);
-    return score_completions(model, rows, requirements_.reduction, chunk_, requirements_.nll_over_prompt);
+    return score_completions(model, rows, score_options());
   }
 
   // Chosen and rejected rows in one forward (TRL's concatenated_forward).
@@ -509,7 +515,7 @@ class Trainer {
     rows.input_ids = rows.input_ids.to(device_);
     rows.attention_mask = rows.attention_mask.to(device_);
     rows.completion_mask = rows.completion_mask.to(device_);
-    const auto scores = score_completions(model, rows, requirements_.reduction, chunk_, requirements_.nll_over_prompt);
+    const auto scores = score_completions(model, rows, score_options());
     const auto n = static_cast<std::int64_t>(batch.size());
     return {rows_of(scores, 0, n), rows_of(scores, n, 2 * n)};
   }
@@ -972,6 +978,7 @@ class Trainer {
   torch::Device device_ = torch::kCPU;
   torch::ScalarType dtype_ = torch::kFloat32;
   std::int64_t chunk_ = 256;
+  bool packing_ = false;  // [training] packing: score rows padding-free
   std::int64_t pad_id_ = 0;
 
   const PluginRecord* loss_plugin_ = nullptr;

@@ -108,9 +108,40 @@ TokenLogProbs token_logprobs(const torch::Tensor& hidden, const torch::Tensor& w
   return {logps, sums};
 }
 
+PackedRow pack_rows(const CompletionBatch& batch) {
+  const auto real = batch.attention_mask.to(torch::kBool);
+  const auto n = real.size(0), t = real.size(1);
+  const auto int64 = batch.input_ids.options();
+  auto packed = [&](const torch::Tensor& values) { return values.expand({n, t}).masked_select(real).unsqueeze(0); };
+  // A token's column is its position on the padded path, so rope sees the same angles.
+  return {batch.input_ids.masked_select(real).unsqueeze(0), packed(torch::arange(1, n + 1, int64).unsqueeze(1)),
+          packed(torch::arange(t, int64).unsqueeze(0))};
+}
+
+namespace {
+
+// The hidden states [M, H] of the positions `predicts` [N, T - 1] selects, from one forward of
+// the packed row. A token's place in it is the count of real tokens before it in row-major order.
+torch::Tensor packed_states(CausalLM& model, const CompletionBatch& batch, const torch::Tensor& predicts) {
+  const auto real = batch.attention_mask.to(torch::kBool);
+  if (predicts.logical_and(real.slice(1, 0, -1).logical_not()).any().item<bool>())
+    throw std::invalid_argument("score_completions: packing needs each predicting position to be a real token");
+  const auto row = pack_rows(batch);
+  const auto hidden = model.hidden_states(row.input_ids, row.segment_ids, row.position_ids).squeeze(0);
+  const auto slots = (real.flatten().cumsum(0) - 1).view(real.sizes());
+  return hidden.index_select(0, slots.slice(1, 0, -1).masked_select(predicts));
+}
+
+}  // namespace
+
 CompletionScores score_completions(CausalLM& model, const CompletionBatch& batch, LogProbReduction reduction,
                                    std::int64_t chunk, bool nll_over_prompt) {
-  const auto hidden = model.hidden_states(batch.input_ids, batch.attention_mask, torch::Tensor());
+  return score_completions(model, batch,
+                           ScoreOptions{.reduction = reduction, .chunk = chunk, .nll_over_prompt = nll_over_prompt});
+}
+
+CompletionScores score_completions(CausalLM& model, const CompletionBatch& batch, const ScoreOptions& options) {
+  const auto [reduction, chunk, nll_over_prompt, packing] = options;
   // Position t predicts token t + 1: keep the positions whose next token is a completion token
   // (or, for an NLL over the prompt too, any attended token).
   const auto completion = batch.completion_mask.slice(1, 1).to(torch::kBool);
@@ -119,7 +150,13 @@ CompletionScores score_completions(CausalLM& model, const CompletionBatch& batch
                         .unsqueeze(1)
                         .expand_as(predicts)
                         .masked_select(predicts);
-  const auto states = hidden.slice(1, 0, -1).masked_select(predicts.unsqueeze(-1)).view({-1, hidden.size(-1)});
+  torch::Tensor states;
+  if (packing) {
+    states = packed_states(model, batch, predicts);
+  } else {
+    const auto hidden = model.hidden_states(batch.input_ids, batch.attention_mask, torch::Tensor());
+    states = hidden.slice(1, 0, -1).masked_select(predicts.unsqueeze(-1)).view({-1, hidden.size(-1)});
+  }
   const auto labels = batch.input_ids.slice(1, 1).masked_select(predicts);
   const auto tokens = token_logprobs(states, model.output_weight(), labels, chunk);
 

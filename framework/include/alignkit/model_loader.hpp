@@ -58,6 +58,13 @@ class CausalLM : public torch::nn::Module {
   ~CausalLM() override;
   // input_ids, attention_mask: [batch, seq] int64; position_ids likewise, or undefined for
   // 0..seq-1 in every row. Returns the final-norm hidden states [batch, seq, hidden].
+  //
+  // The mask is 1 on tokens and 0 on padding, or, for packed rows (several sequences in one
+  // row, OpenRLHF's convention), segment ids: 1,1,1,2,2,3,3,0,0 is three sequences then two pad
+  // tokens. A query sees a key iff the key is not later, its id is not 0 and equals the query's
+  // id; a 0/1 mask is the one-segment case. Packed rows should carry position_ids restarting at
+  // 0 in each sequence (the hf loader derives them when position_ids is undefined). The outputs
+  // at padding positions are unspecified.
   virtual torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                       const torch::Tensor& position_ids) = 0;
   // The output projection [outputs, hidden]: lm_head (or the tied embedding) over the vocabulary,

@@ -1,8 +1,10 @@
 #include "decoder.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <set>
 
 #include <fmt/format.h>
 #include <torch/nn/functional/activation.h>
@@ -33,6 +35,33 @@ torch::Tensor repeat_kv(const torch::Tensor& x, std::int64_t groups) {
   if (groups == 1) return x;
   const auto b = x.size(0), h = x.size(1), t = x.size(2), d = x.size(3);
   return x.unsqueeze(2).expand({b, h, groups, t, d}).reshape({b, h * groups, t, d});
+}
+
+// The sequences of packed rows: runs of one segment id > 0. Empty for a 0/1 mask, and when an
+// id comes back after another id (the dense mask then applies the rule as it stands).
+std::vector<Segment> segments_of(const torch::Tensor& attention_mask) {
+  const auto ids = attention_mask.to(torch::kCPU, torch::kInt64).contiguous();
+  if (ids.numel() == 0 || ids.max().item<std::int64_t>() <= 1) return {};
+  const auto rows = ids.accessor<std::int64_t, 2>();
+  std::vector<Segment> segments;
+  for (std::int64_t r = 0; r < ids.size(0); ++r) {
+    std::set<std::int64_t> seen;
+    for (std::int64_t start = 0, end = 0; start < ids.size(1); start = end) {
+      const auto id = rows[r][start];
+      while (end < ids.size(1) && rows[r][end] == id) ++end;
+      if (id == 0) continue;
+      if (!seen.insert(id).second) return {};
+      segments.push_back({r, start, end - start});
+    }
+  }
+  return segments;
+}
+
+// Positions 0, 1, ... restarting in each segment (0 on padding).
+torch::Tensor segment_positions(const std::vector<Segment>& segments, std::int64_t b, std::int64_t t) {
+  auto positions = torch::zeros({b, t}, torch::kInt64);
+  for (const auto& s : segments) positions[s.row].slice(0, s.start, s.start + s.length).copy_(torch::arange(s.length));
+  return positions;
 }
 
 }  // namespace
@@ -80,7 +109,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask, KVCache* cache, std::size_t layer) {
+                                     const AttentionLayout& layout, KVCache* cache, std::size_t layer) {
   const auto b = x.size(0), t = x.size(1);
   auto q = q_proj(x).view({b, t, heads_, head_dim_});
   auto k = k_proj(x).view({b, t, kv_heads_, head_dim_});
@@ -113,10 +142,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   k = repeat_kv(k, heads_ / kv_heads_);
   v = repeat_kv(v, heads_ / kv_heads_);
-  auto scores = torch::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(head_dim_))) + mask;
-  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
-  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({b, t, heads_ * head_dim_});
-  return o_proj(out);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  auto attend = [&](const torch::Tensor& qs, const torch::Tensor& ks, const torch::Tensor& vs,
+                    const torch::Tensor& mask) {
+    auto probs = torch::softmax(torch::matmul(qs, ks.transpose(2, 3)) * scale + mask, -1, torch::kFloat32);
+    return torch::matmul(probs.to(qs.scalar_type()), vs);
+  };
+  torch::Tensor out;
+  if (layout.mask.defined()) {
+    out = attend(q, k, v, layout.mask);
+  } else {
+    out = torch::zeros_like(q);
+    for (const auto& s : layout.segments) {
+      auto span = [&](const torch::Tensor& x) { return x.slice(0, s.row, s.row + 1).slice(2, s.start, s.start + s.length); };
+      span(out).copy_(attend(span(q), span(k), span(v), layout.causal.slice(0, 0, s.length).slice(1, 0, s.length)));
+    }
+  }
+  return o_proj(out.transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
 }
 
 MlpImpl::MlpImpl(const ModelConfig& c) {
@@ -135,8 +177,8 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                        const torch::Tensor& mask, KVCache* cache, std::size_t layer) {
-  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, cache, layer);
+                                        const AttentionLayout& layout, KVCache* cache, std::size_t layer) {
+  auto h = x + self_attn->forward(input_layernorm(x), cos, sin, layout, cache, layer);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -156,38 +198,58 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const to
   const auto device = h.device();
   const auto int64 = torch::dtype(torch::kInt64).device(device);
 
-  auto positions = position_ids.defined() ? position_ids : torch::arange(past, past + t, int64).unsqueeze(0).expand({b, t});
+  AttentionLayout layout;
+  if (!cache && attention_mask.defined()) layout.segments = segments_of(attention_mask);
+  auto positions = position_ids.defined() ? position_ids
+                   : layout.segments.empty()
+                       ? torch::arange(past, past + t, int64).unsqueeze(0).expand({b, t})
+                       : segment_positions(layout.segments, b, t).to(device);
   // Rope tables in fp32, then cast to the compute dtype (transformers' LlamaRotaryEmbedding).
   auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(device).view({1, 1, -1});
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos().to(dtype), sin = emb.sin().to(dtype);
 
-  // Additive mask [B, 1, T, past + T]: a query sees earlier keys that are not padding (and, with
-  // a sliding window, no further back than the window). Indices are cache slots.
-  auto query = torch::arange(past, past + t, int64).view({t, 1});
-  auto key = torch::arange(past + t, int64).view({1, past + t});
-  auto allowed = key <= query;
-  if (config_.sliding_window) allowed = allowed.logical_and(query - key < *config_.sliding_window);
-  auto visible = allowed.view({1, 1, t, past + t});
-  if (attention_mask.defined())
-    visible = visible.logical_and(attention_mask.to(torch::kBool).view({b, 1, 1, past + t}));
+  // A query sees earlier keys (no further back than a sliding window) of its own sequence: with
+  // a 0/1 mask, keys that are not padding; with segment ids, keys of the same id > 0.
+  auto causal = [&](std::int64_t queries_from, std::int64_t keys) {
+    auto query = torch::arange(queries_from, keys, int64).view({-1, 1});
+    auto key = torch::arange(keys, int64).view({1, keys});
+    auto allowed = key <= query;
+    if (config_.sliding_window) allowed = allowed.logical_and(query - key < *config_.sliding_window);
+    return allowed;
+  };
   const double lowest = dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest()
                         : dtype == torch::kBFloat16 ? -3.3895313892515355e38
                         : dtype == torch::kFloat16  ? -65504.0
                                                     : static_cast<double>(std::numeric_limits<float>::lowest());
-  auto mask = torch::zeros({b, 1, t, past + t}, torch::dtype(dtype).device(device))
-                  .masked_fill(visible.logical_not(), lowest);
+  auto additive = [&](const torch::Tensor& visible, torch::IntArrayRef sizes) {
+    return torch::zeros(sizes, torch::dtype(dtype).device(device)).masked_fill(visible.logical_not(), lowest);
+  };
+  if (layout.segments.empty()) {
+    // Additive [B, 1, T, past + T]; indices are cache slots.
+    auto visible = causal(past, past + t).view({1, 1, t, past + t});
+    if (attention_mask.defined()) {
+      const auto ids = attention_mask.to(torch::kInt64);
+      const auto key_ids = ids.view({b, 1, 1, past + t}), query_ids = ids.slice(1, past).view({b, 1, t, 1});
+      visible = visible.logical_and(key_ids != 0).logical_and(key_ids == query_ids);
+    }
+    layout.mask = additive(visible, {b, 1, t, past + t});
+  } else {
+    std::int64_t longest = 0;
+    for (const auto& s : layout.segments) longest = std::max(longest, s.length);
+    layout.causal = additive(causal(0, longest), {longest, longest});
+  }
 
   const bool recompute = gradient_checkpointing && is_training() && !cache && torch::GradMode::is_enabled();
   for (std::size_t i = 0; i < layers->size(); ++i) {
     auto layer = std::dynamic_pointer_cast<DecoderLayerImpl>(layers->ptr(i));
     if (recompute) {
-      h = checkpoint([layer, cos, sin, mask, i](const torch::Tensor& x) {
-                       return layer->forward(x, cos, sin, mask, nullptr, i);
+      h = checkpoint([layer, cos, sin, layout, i](const torch::Tensor& x) {
+                       return layer->forward(x, cos, sin, layout, nullptr, i);
                      },
                      h, layer->parameters());
     } else {
-      h = layer->forward(h, cos, sin, mask, cache, i);
+      h = layer->forward(h, cos, sin, layout, cache, i);
     }
   }
   if (cache) cache->length += t;

@@ -6,6 +6,8 @@
 // transformers (fp32 softmax, additive mask at the dtype's lowest value).
 #pragma once
 
+#include <vector>
+
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
@@ -29,13 +31,27 @@ class RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// One packed sequence: columns start..start+length-1 of row `row`.
+struct Segment {
+  std::int64_t row, start, length;
+};
+
+// Which keys each query sees, decided once per forward and shared by the layers: an additive
+// mask over whole rows, or, for packed rows, the segments, each attended on its own so a packed
+// row pays sum(length^2) rather than T^2 (positions outside every segment get a zero output).
+struct AttentionLayout {
+  torch::Tensor mask;             // additive [B, 1, T, past + T]; undefined when packed
+  std::vector<Segment> segments;  // packed rows only
+  torch::Tensor causal;           // packed rows only: additive [L, L] for the longest segment
+};
+
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
-  // x: [B, T, hidden]; cos, sin: [B, T, head_dim]; mask: additive [B, 1, T, past + T]. With a
-  // cache, this step's keys and values are written at positions past..past+T-1 of layer `layer`.
+  // x: [B, T, hidden]; cos, sin: [B, T, head_dim]. With a cache, this step's keys and values are
+  // written at positions past..past+T-1 of layer `layer`.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, KVCache* cache, std::size_t layer);
+                        const AttentionLayout& layout, KVCache* cache, std::size_t layer);
 
   AdaptableLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only
@@ -57,7 +73,7 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, KVCache* cache, std::size_t layer);
+                        const AttentionLayout& layout, KVCache* cache, std::size_t layer);
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -68,7 +84,8 @@ TORCH_MODULE(DecoderLayer);
 class DecoderModelImpl : public torch::nn::Module {
  public:
   explicit DecoderModelImpl(const ModelConfig& config);
-  // Without a cache: attention_mask [B, T]. With one: see CausalLM::hidden_states_cached.
+  // Without a cache: attention_mask [B, T], 0/1 or segment ids (CausalLM::hidden_states). With
+  // one: see CausalLM::hidden_states_cached.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const torch::Tensor& position_ids, KVCache* cache = nullptr);
   torch::nn::Embedding embed_tokens{nullptr};
