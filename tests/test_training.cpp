@@ -3,16 +3,20 @@
 // tokenization at the prompt/completion boundary, truncation, malformed records.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <alignkit/lora.hpp>
+#include <alignkit/torch_compat.hpp>
 
 #include "host/metrics_log.hpp"
 #include "host/training_data.hpp"
+
 #include "test_support.hpp"
 
 namespace alignkit {
@@ -284,6 +288,108 @@ TEST(PlanCommand, PlansFromTheConfigAloneAndTrainRefusesWhatDoesNotFit) {
   // --force goes on (and then fails on the missing weights, which the plan never needed).
   r = testing::run_alignkit({"train", recipe.string(), "--gpu", "t4", "--force"});
   EXPECT_NE(r.output.find("--force: running a recipe the planner says does not fit"), std::string::npos) << r.output;
+}
+
+TEST(PlanCommand, JsonFollowsTheDocumentedSchema) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "8b", "--config-only", "--out", (dir.path() / "m").string()})
+                .exit_code,
+            0);
+  const auto recipe = dir.write("r.toml", "[method]\nname = \"dpo\"\n[model]\npath = \"m\"\n[training]\nmax_length = 512\n");
+  const auto r = testing::run_alignkit({"plan", recipe.string(), "--gpu", "t4", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto plan = nlohmann::json::parse(r.stdout_text);
+  // docs/memory-planner.md, "JSON schema": every documented field, with its type.
+  EXPECT_EQ(plan["schema"], "alignkit.memory-plan/1");
+  for (const char* key : {"parameters", "vocab_size", "hidden_size", "num_layers"})
+    EXPECT_TRUE(plan["model"][key].is_number_integer()) << key;
+  for (const char* key : {"micro_batch", "max_length", "logprob_chunk", "lora_r"})
+    EXPECT_TRUE(plan["settings"][key].is_number_integer()) << key;
+  EXPECT_TRUE(plan["settings"]["precision"].is_string());
+  EXPECT_TRUE(plan["settings"]["gradient_checkpointing"].is_boolean());
+  EXPECT_TRUE(plan["settings"]["lora"].is_boolean());
+  const std::set<std::string> phases = {"weights", "optimizer", "forward", "backward", "step", "generation", "runtime"};
+  std::int64_t transient_max = 0, resident_sum = 0;
+  ASSERT_FALSE(plan["components"].empty());
+  for (const auto& c : plan["components"]) {
+    EXPECT_TRUE(c["name"].is_string());
+    EXPECT_TRUE(c["bytes"].is_number_integer());
+    EXPECT_TRUE(c["gib"].is_number());
+    EXPECT_TRUE(phases.count(c["phase"].get<std::string>())) << c["phase"];
+    for (const auto& p : c["live"]) EXPECT_TRUE(phases.count(p.get<std::string>())) << p;
+    EXPECT_TRUE(c["transient"].is_boolean());
+    EXPECT_TRUE(c["formula"].is_string());
+    const bool in_peak = std::find(c["live"].begin(), c["live"].end(), plan["peak_phase"]) != c["live"].end();
+    if (!in_peak) continue;
+    if (c["transient"].get<bool>()) transient_max = std::max(transient_max, c["bytes"].get<std::int64_t>());
+    else resident_sum += c["bytes"].get<std::int64_t>();
+  }
+  // The peak is the peak phase's residents plus its largest transient.
+  EXPECT_EQ(plan["peak_bytes"].get<std::int64_t>(), resident_sum + transient_max);
+  EXPECT_EQ(plan["phase_totals_bytes"][plan["peak_phase"].get<std::string>()], plan["peak_bytes"]);
+  EXPECT_EQ(plan["budget"]["name"], "t4");
+  EXPECT_EQ(plan["budget"]["device"], "cuda");
+  EXPECT_TRUE(plan["budget"]["bytes"].is_number_integer());
+  EXPECT_TRUE(plan["budget"]["source"].is_string());
+  EXPECT_TRUE(plan["fits"].is_boolean());
+  for (const auto& s : plan["suggestions"]) {
+    EXPECT_TRUE(s["change"].is_string());
+    EXPECT_EQ(s["total_bytes"].get<std::int64_t>() + s["saves_bytes"].get<std::int64_t>(), plan["peak_bytes"]);
+    EXPECT_TRUE(s["fits"].is_boolean());
+  }
+}
+
+TEST(PlanCommand, RecipeCarriesItsBudgetAndFlagsOverrideIt) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "8b", "--config-only", "--out", (dir.path() / "m").string()})
+                .exit_code,
+            0);
+  const std::string base = "[method]\nname = \"dpo\"\n[model]\npath = \"m\"\n";
+  auto budget_of = [&](const std::string& recipe_text, std::vector<std::string> flags) {
+    const auto recipe = dir.write("r.toml", base + recipe_text);
+    std::vector<std::string> args = {"plan", recipe.string(), "--json"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    const auto r = testing::run_alignkit(args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.exit_code == 0 ? nlohmann::json::parse(r.stdout_text)["budget"] : nlohmann::json();
+  };
+  EXPECT_EQ(budget_of("[plan]\ngpu = \"a100-80\"\n", {})["name"], "a100-80");
+  EXPECT_EQ(budget_of("[plan]\ngpu = \"a100-80\"\n", {"--gpu", "t4"})["name"], "t4");
+  const auto gib = budget_of("[plan]\nmemory_gib = 20\n", {});
+  EXPECT_EQ(gib["bytes"].get<std::int64_t>(), 20ll << 30);
+  EXPECT_EQ(gib["source"], "[plan] memory_gib");
+  EXPECT_EQ(budget_of("", {})["device"], "cpu");  // no budget anywhere: this machine's RAM
+
+  // A wrong preset in the recipe points at its line, with the presets' names.
+  const auto recipe = dir.write("bad.toml", base + "[plan]\ngpu = \"t5\"\n");
+  const auto r = testing::run_alignkit({"plan", recipe.string()});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("bad.toml:6"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("did you mean 't4'?"), std::string::npos) << r.output;
+}
+
+TEST(PlanCommand, ExampleQloraDpoRecipeFitsOnItsT4) {
+  // recipes/examples/dpo-7b-qlora-t4.toml carries its budget ([plan] gpu = "t4").
+  const auto recipe = testing::source_dir() / "recipes/examples/dpo-7b-qlora-t4.toml";
+  const auto r = testing::run_alignkit({"plan", recipe.string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto plan = nlohmann::json::parse(r.stdout_text);
+  EXPECT_EQ(plan["budget"]["name"], "t4");
+  EXPECT_TRUE(plan["fits"].get<bool>()) << plan.dump(2);
+  EXPECT_LT(plan["peak_bytes"].get<std::int64_t>(), plan["budget"]["bytes"].get<std::int64_t>());
+}
+
+TEST(PlanCommand, GpuAutoNeedsACudaDevice) {
+  if (compat::cuda_available()) GTEST_SKIP() << "a CUDA device is visible; auto reads its free memory";
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "m").string()})
+                .exit_code,
+            0);
+  const auto recipe = dir.write("r.toml", "[method]\nname = \"dpo\"\n[model]\npath = \"m\"\n");
+  const auto r = testing::run_alignkit({"plan", recipe.string(), "--gpu", "auto"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("needs a CUDA device"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("name a preset"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/atomic_file.hpp>
+#include <alignkit/torch_compat.hpp>
 #include <alignkit/version.hpp>
 
 #include "../host/option_value.hpp"
@@ -237,23 +238,79 @@ MemoryPlan plan_recipe(LoadedRecipe& loaded, const MemoryBudget& budget) {
   return plan_memory(model, requirements, settings_from_recipe(recipe), budget);
 }
 
-MemoryBudget budget_from(const CommandLine& command_line) {
+// The free memory of the CUDA device [run] device names (cuda:N, else device 0), for `auto`.
+MemoryBudget auto_gpu_budget(const ValidatedRecipe& recipe) {
+  const std::string device = recipe.section("run").get_string("device");
+  const int index = device.rfind("cuda:", 0) == 0 ? std::atoi(device.c_str() + 5) : 0;
+  const auto memory = compat::cuda_memory(index);
+  if (!memory)
+    throw UsageError(fmt::format("GPU 'auto' needs a CUDA device to read its free memory, and this LibTorch ({}) "
+                                 "sees {}; name a preset (t4, a100-80, ...) or give a budget in GiB",
+                                 compat::torch_version(),
+                                 compat::cuda_available() ? fmt::format("no cuda:{}", index) : "none"));
+  return {fmt::format("cuda:{} (free)", index), memory->free, PlanDevice::cuda,
+          fmt::format("cudaMemGetInfo: {:.2f} of {:.2f} GiB free", static_cast<double>(memory->free) / (1 << 30),
+                      static_cast<double>(memory->total) / (1 << 30))};
+}
+
+MemoryBudget named_gpu_budget(const std::string& name, const ValidatedRecipe& recipe) {
+  if (name == "auto") return auto_gpu_budget(recipe);
+  if (auto budget = gpu_budget(name)) return *budget;
+  std::vector<std::string> names = {"auto"};
+  for (const auto& preset : gpu_presets()) names.push_back(preset.name);
+  throw UsageError(fmt::format("unknown GPU '{}'; {}; presets: {}", name, suggestion(name, names), fmt::join(names, ", ")));
+}
+
+// The budget: --gpu or --memory-gib, else the recipe's [plan] gpu or memory_gib, else this machine's RAM.
+MemoryBudget budget_from(const CommandLine& command_line, const ValidatedRecipe& recipe) {
   if (command_line.has("gpu") && command_line.has("memory-gib")) throw UsageError("give --gpu or --memory-gib, not both");
+  const bool cpu = (command_line.has("device") && command_line.get<std::string>("device") == "cpu") ||
+                   recipe.section("run").get_string("device") == "cpu";
   if (command_line.has("memory-gib")) {
     const double gib = command_line.get<double>("memory-gib");
     if (!(gib > 0)) throw UsageError("--memory-gib must be a positive number of GiB");
-    return memory_gib_budget(gib, command_line.has("device") && command_line.get<std::string>("device") == "cpu"
-                                      ? PlanDevice::cpu
-                                      : PlanDevice::cuda);
+    return memory_gib_budget(gib, cpu ? PlanDevice::cpu : PlanDevice::cuda);
   }
-  if (command_line.has("gpu")) {
-    const auto name = command_line.get<std::string>("gpu");
-    if (auto budget = gpu_budget(name)) return *budget;
-    std::vector<std::string> names;
-    for (const auto& preset : gpu_presets()) names.push_back(preset.name);
-    throw UsageError(fmt::format("unknown GPU '{}'; {}; presets: {}", name, suggestion(name, names), fmt::join(names, ", ")));
+  if (command_line.has("gpu")) return named_gpu_budget(command_line.get<std::string>("gpu"), recipe);
+  if (recipe.has_section("plan")) {
+    const auto plan = recipe.section("plan");
+    if (plan.has("gpu") && plan.has("memory_gib"))
+      throw RecipeInvalid({plan.error("memory_gib", "[plan] gpu and memory_gib are both set", "keep one of them")}, false);
+    if (plan.has("memory_gib")) {
+      auto budget = memory_gib_budget(plan.get_float("memory_gib"), cpu ? PlanDevice::cpu : PlanDevice::cuda);
+      budget.source = "[plan] memory_gib";
+      return budget;
+    }
+    if (plan.has("gpu")) {
+      try {
+        return named_gpu_budget(plan.get_string("gpu"), recipe);
+      } catch (const UsageError& e) {
+        throw RecipeInvalid({plan.error("gpu", e.what())}, false);
+      }
+    }
   }
   return cpu_budget();
+}
+
+// Every CPU run checks the planner: the process's peak resident memory (VmHWM) against the plan,
+// printed and written to memory.json ("alignkit.memory-check/1", docs/memory-planner.md).
+void report_cpu_memory(const MemoryPlan& plan, const fs::path& dir) {
+  const std::int64_t measured = peak_resident_bytes();
+  if (measured <= 0) return;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  const double error = static_cast<double>(plan.peak - measured) / static_cast<double>(measured);
+  std::cerr << fmt::format("memory: peak resident {:.2f} GiB; planned {:.2f} GiB ({:+.1f}%), {:.2f} GiB of it resident "
+                           "before loading\n",
+                           static_cast<double>(measured) / kGiB, static_cast<double>(plan.peak) / kGiB, 100 * error,
+                           static_cast<double>(plan.budget.resident) / kGiB);
+  const nlohmann::json check = {{"schema", "alignkit.memory-check/1"},
+                                {"device", "cpu"},
+                                {"planned_peak_bytes", plan.peak},
+                                {"planned_peak_phase", phase_name(plan.peak_phase)},
+                                {"measured_peak_bytes", measured},
+                                {"resident_before_bytes", plan.budget.resident},
+                                {"measured_by", "VmHWM of /proc/self/status"}};
+  write_file_atomically(dir / "memory.json", check.dump(2) + "\n");
 }
 
 }  // namespace
@@ -266,7 +323,7 @@ int run_train(const Args& args) {
   command_line.add()("output", po::value<std::string>(), "Output folder (overrides [run] output_dir)")(
       "resume", po::value<std::string>(),
       "Continue the run in this folder from its newest checkpoint, with its recipe.toml")(
-      "gpu", po::value<std::string>(), "Plan against this GPU's memory (default: this machine's RAM on CPU)")(
+      "gpu", po::value<std::string>(), "Plan against this GPU preset's memory, or auto: the CUDA device's free memory (default: [plan] in the recipe, else this machine's RAM)")(
       "memory-gib", po::value<double>(), "Plan against this many GiB")(
       "device", po::value<std::string>(), "cpu: plan against this machine's RAM")(
       "force", "Run even when the planner says the recipe does not fit");
@@ -286,17 +343,15 @@ int run_train(const Args& args) {
   require_training_sections(*loaded, "train", {"method", "model", "data"});
   check_training_recipe(loaded->recipe);
   // Plan before anything loads: a recipe that cannot fit is refused with what to change.
-  {
-    const auto plan = plan_recipe(*loaded, budget_from(command_line));
-    if (!plan.fits) {
-      std::cerr << render_plan_table(plan);
-      if (!command_line.has("force")) {
-        std::cerr << "error: the recipe does not fit the memory budget (the changes above are ranked by what they "
-                     "save)\nhelp: apply one, or pass --force to run anyway\n";
-        return kDoesNotFit;
-      }
-      std::cerr << "warning: --force: running a recipe the planner says does not fit\n";
+  const auto plan = plan_recipe(*loaded, budget_from(command_line, loaded->recipe));
+  if (!plan.fits) {
+    std::cerr << render_plan_table(plan);
+    if (!command_line.has("force")) {
+      std::cerr << "error: the recipe does not fit the memory budget (the changes above are ranked by what they "
+                   "save)\nhelp: apply one, or pass --force to run anyway\n";
+      return kDoesNotFit;
     }
+    std::cerr << "warning: --force: running a recipe the planner says does not fit\n";
   }
   configure_runtime(static_cast<int>(loaded->recipe.section("run").get_int("threads")));
   const fs::path dir = resume ? fs::path(command_line.get<std::string>("resume"))
@@ -318,22 +373,22 @@ int run_train(const Args& args) {
   }
   std::cerr << fmt::format("done: {} steps; metrics in {}, outputs in {}\n", outcome.steps,
                            (dir / "metrics.jsonl").string(), outcome.final_dir.string());
+  if (plan.budget.device == PlanDevice::cpu && !compat::cuda_available()) report_cpu_memory(plan, dir);
   return kOk;
 }
 
 int run_plan(const Args& args) {
   CommandLine command_line("alignkit plan RECIPE.toml [--gpu NAME | --memory-gib N | --device cpu] [--json]",
                            CommandLine::takes_recipe);
-  command_line.add()("gpu", po::value<std::string>(), "Target GPU by name (t4, l4, a100-80, h100-80, ...)")(
+  command_line.add()("gpu", po::value<std::string>(), "Target GPU by name (t4, l4, a100-80, h100-80, ...), or auto: the CUDA device's free memory (default: [plan] in the recipe)")(
       "memory-gib", po::value<double>(), "Memory budget in GiB")(
       "device", po::value<std::string>(), "cpu: plan for this machine's RAM (the default without --gpu)")(
       "json", "Print JSON");
   if (!command_line.parse(args)) return kOk;
-  const auto budget = budget_from(command_line);
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   // The planner sizes the model the recipe names and the method's declared needs.
   require_training_sections(*loaded, "plan", {"method", "model"});
-  const auto plan = plan_recipe(*loaded, budget);
+  const auto plan = plan_recipe(*loaded, budget_from(command_line, loaded->recipe));
   std::cout << (command_line.has("json") ? plan_to_json(plan).dump(2) + "\n" : render_plan_table(plan));
   return kOk;
 }

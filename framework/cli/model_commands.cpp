@@ -1,8 +1,10 @@
 // Commands that run a model: `alignkit score`.
+#include <charconv>
 #include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <alignkit/atomic_file.hpp>
@@ -13,6 +15,7 @@
 #include <alignkit/tokenizer.hpp>
 
 #include "../host/recipe_validator.hpp"
+#include "../host/text_match.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
 #include "model_loading.hpp"
@@ -290,28 +293,65 @@ void write_byte_level_tokenizer(const fs::path& out, std::int64_t vocab_size) {
   write_file_atomically(out / "generation_config.json", generation.dump(2) + "\n");
 }
 
+// The config.json sizes --shape may override, with the preset field each sets.
+constexpr std::pair<const char*, std::int64_t Preset::*> kShapeKeys[] = {
+    {"vocab_size", &Preset::vocab},           {"hidden_size", &Preset::hidden},
+    {"intermediate_size", &Preset::intermediate}, {"num_hidden_layers", &Preset::layers},
+    {"num_attention_heads", &Preset::heads},  {"num_key_value_heads", &Preset::kv_heads}};
+
+void apply_shape(Preset& preset, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  const std::string key = assignment.substr(0, eq);
+  std::vector<std::string> keys;
+  for (const auto& [name, field] : kShapeKeys) {
+    keys.push_back(name);
+    if (key != name) continue;
+    std::int64_t value = 0;
+    const auto text = eq == std::string::npos ? std::string() : assignment.substr(eq + 1);
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size() || value <= 0)
+      throw UsageError(fmt::format("--shape {}: expected {}=N with N a positive integer", assignment, key));
+    preset.*field = value;
+    return;
+  }
+  throw UsageError(fmt::format("--shape {}: unknown size '{}'; {}; sizes: {}", assignment, key, suggestion(key, keys),
+                               fmt::join(keys, ", ")));
+}
+
 }  // namespace
 
 int run_init_model(const Args& args) {
   std::string names;
   for (const auto& p : kPresets) names += std::string(names.empty() ? "" : ", ") + p.name;
+  std::string shape_keys;
+  for (const auto& [name, field] : kShapeKeys) shape_keys += std::string(shape_keys.empty() ? "" : ", ") + name;
   CommandLine command_line(
-      "alignkit init-model --preset NAME --out DIR [--seed N] [--config-only]\n\n"
+      "alignkit init-model --preset NAME --out DIR [--shape KEY=N ...] [--seed N] [--config-only]\n\n"
       "Writes a randomly initialised LlamaForCausalLM in Hugging Face format (config.json +\n"
       "model.safetensors; weights ~ N(0, 0.02), norms 1, as transformers initialises) with a small\n"
       "byte-level BPE tokenizer (tokenizer.json, tokenizer_config.json with a ChatML template,\n"
-      "generation_config.json), so demos and tests never need a download. Presets: " + names + ".",
+      "generation_config.json), so demos and tests never need a download. Presets: " + names + ".\n"
+      "--shape overrides one of the preset's config.json sizes: " + shape_keys + ".",
       CommandLine::no_recipe);
   command_line.add()("preset", po::value<std::string>()->required(), "Model size")(
       "out", po::value<std::string>()->required(), "Output model directory")(
+      "shape", po::value<Args>()->composing(), "KEY=N: override a size of the preset (repeatable)")(
       "seed", po::value<std::int64_t>()->default_value(0), "Seed of the random weights")(
       "config-only", "Write config.json only (for planning large models)");
   if (!command_line.parse(args)) return kOk;
   const std::string preset_name = command_line.get<std::string>("preset");
-  const Preset* preset = nullptr;
+  const Preset* found = nullptr;
   for (const auto& p : kPresets)
-    if (preset_name == p.name) preset = &p;
-  if (!preset) throw UsageError(fmt::format("unknown preset '{}'; presets: {}", preset_name, names));
+    if (preset_name == p.name) found = &p;
+  if (!found) throw UsageError(fmt::format("unknown preset '{}'; presets: {}", preset_name, names));
+  Preset shaped = *found;
+  if (command_line.has("shape"))
+    for (const auto& assignment : command_line.get<Args>("shape")) apply_shape(shaped, assignment);
+  if (shaped.hidden % shaped.heads != 0 || shaped.heads % shaped.kv_heads != 0)
+    throw UsageError(fmt::format("hidden_size {} must be a multiple of num_attention_heads {}, and that of "
+                                 "num_key_value_heads {}",
+                                 shaped.hidden, shaped.heads, shaped.kv_heads));
+  const Preset* preset = &shaped;
   const fs::path out = command_line.get<std::string>("out");
   fs::create_directories(out);
   const nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}},

@@ -83,28 +83,57 @@ std::int64_t model_weight_bytes(const ModelDescription& m, BaseQuantization q, s
 }
 
 // ---- Activations (eager attention, plugins/models/hf/decoder.cpp) ----------------------------
+//
+// What autograd keeps of one decoder layer until backward, tensor by tensor (docs/memory-planner.md
+// derives each from the op that saves it). N = rows*T tokens, b = compute dtype bytes, S =
+// rows*heads*T^2 attention scores, b' = b when b != 4, else 0.
 
-// Bytes one decoder layer keeps for backward, tokens = rows * T, b = compute dtype bytes:
-//   two RMSNorms        2 * tokens*H*8   (fp32 upcast + normalised + output; 4+2+2 or 4+4)
-//   q, k after rope     3 * tokens*(q + kv)*b   (projection, rotate_half's cat, rotated)
-//   v                   tokens*kv*b
-//   repeat_kv copies    2 * tokens*q*b when heads != kv_heads
-//   softmax output      rows*heads*T^2*4 (fp32), plus its cast to b when b != 4
-//   attention output    tokens*q*b (the transposed reshape copies)
-//   residual            tokens*H*b, and the layer output tokens*H*b
-//   SwiGLU MLP          4 * tokens*I*b (gate, silu, up, product)
-//   LoRA, per adapter   tokens*r*4 (A's output) + tokens*in*4 when b != 4 (the fp32 input copy)
+// Whether a projection of the layer (by module name) gets a gradient path through its input:
+// trained in place (full fine-tuning) or adapted (LoRA).
+bool projection_trains(const PlanSettings& st, const char* name) {
+  return !st.lora || lora_matches(std::string("model.layers.0.") + name, st.lora_targets);
+}
+
+// An adapter reads its input through a new fp32 tensor (the dropout output, or the fp32 copy of a
+// b-byte input) instead of a view of it (lora.cpp AdaptableLinearImpl::forward).
+bool adapter_copies_input(const PlanSettings& st) { return dtype_bytes(st.precision) != 4 || st.lora_dropout > 0; }
+
 std::int64_t layer_activation_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows) {
-  const std::int64_t b = dtype_bytes(st.precision), T = st.max_length, tokens = rows * T;
-  std::int64_t bytes = 2 * tokens * s.H * 8;
-  bytes += 3 * tokens * (s.q + s.kv) * b + tokens * s.kv * b;
-  if (s.nh != s.nkv) bytes += 2 * tokens * s.q * b;
-  bytes += rows * s.nh * T * T * (4 + (b == 4 ? 0 : b));
-  bytes += tokens * s.q * b + 2 * tokens * s.H * b + 4 * tokens * s.I * b;
-  if (st.lora)
-    for (const auto& p : projections(s))
-      if (lora_matches(std::string("model.layers.0.") + p.name, st.lora_targets))
-        bytes += tokens * st.lora_r * 4 + (b == 4 ? 0 : tokens * p.in * 4);
+  const std::int64_t b = dtype_bytes(st.precision), T = st.max_length, N = rows * T, S = rows * s.nh * T * T;
+  // Each RMSNorm's fp32 input (x.to(float32), saved by pow and mul; in fp32 it is x itself), and
+  // under full fine-tuning the normalised value, saved by the product with the trained weight.
+  std::int64_t bytes = 2 * N * s.H * 4 + (st.lora ? 0 : 2 * N * s.H * b);
+  // q and k after rope and v repeated to every head, as the two bmm calls save them (a contiguous
+  // copy of each non-contiguous operand, N*q elements whatever kv_heads is).
+  bytes += 3 * N * s.q * b;
+  // softmax's fp32 output (saved by its backward) and its cast to b (saved by probs @ v).
+  bytes += S * (4 + upcast(b));
+  // SwiGLU: gate (silu's input), silu(gate) and up (the product's operands).
+  bytes += 3 * N * s.I * b;
+  // A projection's input is kept by the projection's own backward (full fine-tuning), or by an
+  // adapter that reads it as a view; an adapter that copies keeps its own fp32 copy instead.
+  struct Input {
+    std::int64_t width;
+    std::vector<const char*> readers;
+  };
+  const Input inputs[] = {{s.H, {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}},
+                          {s.q, {"self_attn.o_proj"}},  // the attention output's reshape copy
+                          {s.H, {"mlp.gate_proj", "mlp.up_proj"}},
+                          {s.I, {"mlp.down_proj"}}};    // silu(gate) * up
+  for (const auto& input : inputs) {
+    bool kept = false;
+    for (const char* reader : input.readers) {
+      if (!projection_trains(st, reader)) continue;
+      if (!st.lora || !adapter_copies_input(st)) kept = true;
+      if (!st.lora) continue;
+      // LoRA: A's output (fp32, saved by B's product), the fp32 copy of the input, and the
+      // dropout mask (in b, saved by the multiplication that applies it).
+      bytes += N * st.lora_r * 4;
+      if (adapter_copies_input(st)) bytes += N * input.width * 4;
+      if (st.lora_dropout > 0) bytes += N * input.width * b;
+    }
+    if (kept) bytes += N * input.width * b;
+  }
   return bytes;
 }
 
@@ -115,12 +144,13 @@ std::int64_t attention_transient_bytes(const Shape& s, const PlanSettings& st, s
   return rows * s.nh * T * T * std::max(3 * b, b + upcast(b));
 }
 
-// One layer's backward working set: the score gradients (grad of probs, its fp32 upcast, the
-// softmax backward output, the cast back: about 12 bytes per score in either dtype) next to the
-// MLP's input gradients (3 * tokens*I*b) and the layer's in/out gradients (2 * tokens*H*b).
+// One layer's backward working set: at the softmax's backward, the fp32 gradient of the
+// probabilities and the softmax backward's fp32 output (8 bytes per score; the b-byte casts on
+// either side die before the next one is made), or the MLP's three [N, I] input gradients,
+// next to the layer's in/out gradients (2*N*H*b).
 std::int64_t layer_backward_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows) {
   const std::int64_t b = dtype_bytes(st.precision), T = st.max_length, tokens = rows * T;
-  return std::max(rows * s.nh * T * T * 12, 3 * tokens * s.I * b) + 2 * tokens * s.H * b;
+  return std::max(rows * s.nh * T * T * 8, 3 * tokens * s.I * b) + 2 * tokens * s.H * b;
 }
 
 // A forward without gradients (a reference model, KTO's KL completions): nothing is kept, the
@@ -217,22 +247,36 @@ std::optional<MemoryBudget> gpu_budget(const std::string& name) {
   return std::nullopt;
 }
 
-MemoryBudget memory_gib_budget(double gib, PlanDevice device) {
-  return {fmt::format("{:.2f} GiB", gib), static_cast<std::int64_t>(gib * kGiB), device, "--memory-gib"};
-}
+namespace {
 
-MemoryBudget cpu_budget() {
-  std::ifstream in("/proc/meminfo");
+// A "Key:   N kB" line of a /proc file, in bytes; 0 where the file or the key is missing.
+std::int64_t proc_kib_field(const char* file, const std::string& wanted) {
+  std::ifstream in(file);
   std::string key;
   std::int64_t kib = 0;
   while (in >> key) {
-    if (key == "MemTotal:") {
+    if (key == wanted) {
       in >> kib;
       break;
     }
     in.ignore(1 << 20, '\n');
   }
-  return {"cpu", kib * 1024, PlanDevice::cpu, "/proc/meminfo MemTotal"};
+  return kib * 1024;
+}
+
+}  // namespace
+
+std::int64_t resident_bytes() { return proc_kib_field("/proc/self/status", "VmRSS:"); }
+std::int64_t peak_resident_bytes() { return proc_kib_field("/proc/self/status", "VmHWM:"); }
+
+MemoryBudget memory_gib_budget(double gib, PlanDevice device) {
+  return {fmt::format("{:.2f} GiB", gib), static_cast<std::int64_t>(gib * kGiB), device, "--memory-gib",
+          device == PlanDevice::cpu ? resident_bytes() : 0};
+}
+
+MemoryBudget cpu_budget() {
+  return {"cpu", proc_kib_field("/proc/meminfo", "MemTotal:"), PlanDevice::cpu, "/proc/meminfo MemTotal",
+          resident_bytes()};
 }
 
 // ---- Settings from a recipe --------------------------------------------------------------------
@@ -257,6 +301,7 @@ PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
   if (st.lora) {
     const auto lora = recipe.section("lora");
     st.lora_r = lora.get_int("r");
+    st.lora_dropout = lora.get_float("dropout");
     st.lora_targets = lora.get_string_list("target_modules");
   }
   const std::string q = recipe.section("model").get_string("quantization");
@@ -363,8 +408,11 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
 
   // Activations kept for backward.
   const std::int64_t per_layer = layer_activation_bytes(s, st, rows);
-  const std::int64_t shared = tokens * s.H * b + rows * T * T * b + 2 * tokens * s.d * b +
-                              tokens * s.H * (8 + b) + tokens * s.H * b;
+  // Outside the layers: the additive mask [rows, 1, T, T] and the rope tables (cos, sin), the
+  // final norm (its fp32 input, the normalised value when its weight trains, the hidden states
+  // that masked_select keeps) and the scored states token_logprobs saves.
+  const std::int64_t shared = rows * T * T * b + 2 * tokens * s.d * b + tokens * s.H * 4 +
+                              (st.lora ? 0 : tokens * s.H * b) + 2 * tokens * s.H * b;
   if (st.gradient_checkpointing) {
     out.add("activations (checkpointed layer inputs)", s.L * tokens * s.H * b, PlanPhase::forward,
             fmt::format("L*rows*T*H*b = {}*{}*{}*{}*{}", s.L, rows, T, s.H, b), {PlanPhase::forward, PlanPhase::backward});
@@ -376,7 +424,12 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
             {PlanPhase::forward, PlanPhase::backward});
   }
   out.add("mask, rope, embeddings, final norm, scored states", shared, PlanPhase::forward,
-          "rows*T*(H*b + T*b + 2*d*b + H*(8+b) + H*b)", {PlanPhase::forward, PlanPhase::backward});
+          st.lora ? "rows*T*(T*b + 2*d*b + H*4 + 2*H*b)" : "rows*T*(T*b + 2*d*b + H*4 + 3*H*b)",
+          {PlanPhase::forward, PlanPhase::backward});
+  // One chunk holding every scored position keeps its fp32 softmax until backward (logprobs.cpp).
+  if (chunk >= tokens)
+    out.add("log-prob softmax (single chunk)", chunk * s.V * 4, PlanPhase::forward,
+            fmt::format("C*V*4, C = {} positions in one chunk", chunk), {PlanPhase::forward, PlanPhase::backward});
   out.add("attention scores (transient)", attention_transient_bytes(s, st, rows), PlanPhase::forward,
           fmt::format("rows*heads*T^2*max(3b, b+4') = {}*{}*{}^2*{}", rows, s.nh, T, std::max(3 * b, b + upcast(b))),
           {PlanPhase::forward}, true);
@@ -436,8 +489,12 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
 
   // The runtime: a CPU process's baseline, or a CUDA context and the allocator's margin.
   if (budget.device == PlanDevice::cpu) {
-    out.add("process baseline (LibTorch, plugins)", kCpuProcessBaseline, PlanPhase::runtime,
-            "measured RSS of alignkit train before tensors", kAllPhases);
+    if (budget.resident > 0)
+      out.add("process before loading (LibTorch, plugins)", budget.resident, PlanPhase::runtime,
+              "this process's resident memory when planning (VmRSS)", kAllPhases);
+    else
+      out.add("process before loading (LibTorch, plugins)", kCpuProcessBaseline, PlanPhase::runtime,
+              "typical resident memory of alignkit with its plugins loaded", kAllPhases);
   } else {
     out.add("CUDA context", kCudaContext, PlanPhase::runtime, "0.45 GiB (reported 0.3-0.45 GiB per process)", kAllPhases);
     out.add("allocator margin", static_cast<std::int64_t>(static_cast<double>(peak) * kAllocatorMargin),

@@ -35,6 +35,7 @@ struct PlanSettings {
   std::int64_t logprob_chunk = 256;   // positions per log-prob chunk; 0 = all at once
   bool lora = false;
   std::int64_t lora_r = 8;
+  double lora_dropout = 0.0;
   std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   BaseQuantization quantization = BaseQuantization::none;
   // Resolved: `auto` is adapter-off with LoRA, else copy. Methods without a reference ignore it.
@@ -67,6 +68,10 @@ struct MemoryBudget {
   std::int64_t bytes = 0;
   PlanDevice device = PlanDevice::cuda;
   std::string source;          // where the usable figure comes from
+  // What the device already holds before the run's first tensor. CPU: this process's resident
+  // memory when the budget was made (LibTorch, its runtimes and the plugins are loaded by then);
+  // 0 on CUDA, where the planner adds the context instead.
+  std::int64_t resident = 0;
 };
 
 struct GpuPreset {
@@ -78,8 +83,14 @@ const std::vector<GpuPreset>& gpu_presets();
 // A preset by name ("t4", "a100-80", ...); nullopt for an unknown name.
 std::optional<MemoryBudget> gpu_budget(const std::string& name);
 MemoryBudget memory_gib_budget(double gib, PlanDevice device = PlanDevice::cuda);
-// The machine's MemTotal from /proc/meminfo (0 bytes where it cannot be read).
+// The machine's MemTotal from /proc/meminfo (0 bytes where it cannot be read), with this
+// process's resident memory as what is held before the run.
 MemoryBudget cpu_budget();
+
+// This process's resident memory now (VmRSS) and its peak so far (VmHWM), from
+// /proc/self/status; 0 where it cannot be read.
+std::int64_t resident_bytes();
+std::int64_t peak_resident_bytes();
 
 struct PlanSuggestion {
   std::string change;        // what to set, in recipe words

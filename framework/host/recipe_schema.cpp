@@ -195,6 +195,15 @@ std::vector<SectionSchema> make_sections() {
                     .doc = "Prompts generated together (left-padded, one KV cache).", .min = 1, .max = 1e6},
                },
                PluginKind::judge, "name", false});
+  s.push_back({"plan", "The memory budget `train` and `plan` check the recipe against when no --gpu or --memory-gib is given.",
+               {
+                   {.key = "gpu", .type = OptionType::string,
+                    .doc = "A GPU preset (`t4`, `l4`, `a100-80`, ...; `alignkit plan --help` lists them), or `auto` "
+                           "for the free memory of the CUDA device the run uses."},
+                   {.key = "memory_gib", .type = OptionType::floating,
+                    .doc = "A budget in GiB instead of a preset (for [run] device = \"cpu\": of this machine's RAM).",
+                    .min = 0, .min_exclusive = true},
+               }});
   s.push_back({"plugins", "Extra plugin libraries for this recipe.",
                {
                    {.key = "paths", .type = OptionType::path_list, .default_value = "[]",

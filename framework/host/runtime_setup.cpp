@@ -55,10 +55,14 @@ int available_cpus() {
 }
 
 int configure_runtime(int threads) {
-  // glibc returns freed memory above 128 KiB to the kernel and maps large blocks afresh, so every
-  // training step page-faults its activations back in. Keep what a step freed for the next one.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: blocks below 32 MiB come from the heap
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);   // keep up to 1 GiB of freed heap instead of trimming it
+  // Blocks of 256 KiB and more (every activation of a real model) are mapped afresh and returned
+  // on free, at a fixed threshold (mallopt turns glibc's adaptive one off). Served from the heap
+  // instead (the 32 MiB threshold this replaced), a layer's large transients were split by the
+  // small tensors kept after them, and each layer grew the heap by about their size: peak RSS was
+  // up to twice the live tensors (docs/memory-planner.md, "Calibration on CPU"). Small blocks
+  // still come from the heap, which is kept between steps instead of trimmed.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);  // keep up to 1 GiB of freed heap instead of trimming it
   const int n = threads > 0 ? threads : available_cpus();
   at::set_num_threads(n);  // Debian's LibTorch defaults to one intra-op thread
   return n;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <sstream>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -23,6 +25,16 @@ inline std::string torch_version() {
 
 // True when this LibTorch was built with CUDA and a device is visible.
 bool cuda_available();
+
+// Free and total memory of CUDA device `index` in bytes, as cudaMemGetInfo reports them (what
+// torch.cuda.mem_get_info returns); nullopt without a CUDA LibTorch, without that device, or
+// when the driver cannot be asked. Read through the driver library (libcuda.so.1) in the device's
+// primary context, so it needs no CUDA headers and no LibTorch CUDA API, whose names moved
+// between releases.
+struct CudaMemory {
+  std::int64_t free = 0, total = 0;
+};
+std::optional<CudaMemory> cuda_memory(int index);
 
 // The key a LibTorch optimizer files a parameter's state under: the TensorImpl's address printed
 // as a string in 1.x (c10::guts::to_string), the address itself where the map is keyed by pointer.
