@@ -92,6 +92,8 @@ def measured(argv, cwd, env=None):
 
 def run_alignkit(binary, work, tokens_per_step, warmup):
     out, err, rss, load = measured([binary, "train", "recipe.toml"], work)
+    with open(os.path.join(work, "train.log"), "w") as f:  # its progress lines, to read the timing again
+        f.write(err)
     if not re.search(r" 0 truncated", err):
         sys.exit(f"alignkit truncated the bench's rows:\n{err}")
     seconds, losses = [], []
