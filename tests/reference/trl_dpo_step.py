@@ -11,13 +11,20 @@ under a linear schedule without warmup. Every step uses the whole dataset as its
 
 usage: trl_dpo_step.py --model DIR [--adapter DIR] --data F.jsonl --steps N --lr LR --beta B
                        [--weight-decay W] [--max-grad-norm G] [--eos ID] [--pad ID]
-Prints one JSON object per step: loss, grad_norm, rewards/margins.
+                       [--reference-each-step] [--threads N] [--timing]
+Prints one JSON object per step: loss, grad_norm, rewards/margins (and seconds with --timing).
+
+The reference log-probs are computed once by default: the batch never changes, so they are the
+same every step. bench/dpo_step.sh times the step as TRL runs it instead, with
+--reference-each-step: a frozen copy of the model (TRL's create_reference_model; with LoRA, the
+adapter switched off) scores the batch under no_grad inside every step.
 """
 import argparse
 import json
 import math
 import os
 import sys
+import time
 
 import torch
 
@@ -61,17 +68,30 @@ def main():
     p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--eos", type=int, default=2)
     p.add_argument("--pad", type=int, default=0)
+    p.add_argument("--reference-each-step", action="store_true")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: torch's own)")
+    p.add_argument("--timing", action="store_true", help="add each step's wall time in seconds")
     a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     with open(a.data) as f:
         examples = [json.loads(line) for line in f if line.strip()]
     ids, attention, completion = rows(examples, a.eos, a.pad)
     n = len(examples)
 
     model = Model(a.model, a.adapter)
-    with torch.no_grad():  # the reference: the starting weights (with LoRA: the base alone)
-        saved_lora, model.lora = model.lora, {}
-        reference = summed_logps(model, ids, attention, completion)
-        model.lora = saved_lora
+    frozen = Model(a.model) if a.reference_each_step and not a.adapter else None
+
+    def reference_logps():
+        with torch.no_grad():  # the reference: the starting weights (with LoRA: the base alone)
+            if frozen is not None:
+                return summed_logps(frozen, ids, attention, completion)
+            saved_lora, model.lora = model.lora, {}
+            out = summed_logps(model, ids, attention, completion)
+            model.lora = saved_lora
+            return out
+
+    reference = None if a.reference_each_step else reference_logps()
     if a.adapter:
         params = {f"{m}.lora_{k}": t for m, ab in model.lora.items() for k, t in ab.items()}
     else:
@@ -84,7 +104,10 @@ def main():
                                    {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, (a.steps - step) / max(1, a.steps)))
     for _ in range(a.steps):
+        start = time.perf_counter()
         logps = summed_logps(model, ids, attention, completion)
+        if a.reference_each_step:
+            reference = reference_logps()
         chosen, rejected = logps[:n], logps[n:]
         ref_chosen, ref_rejected = reference[:n], reference[n:]
         logits = (chosen - ref_chosen) - (rejected - ref_rejected)
@@ -94,8 +117,12 @@ def main():
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
+        seconds = time.perf_counter() - start
         margins = a.beta * logits.detach()
-        print(json.dumps({"loss": loss.item(), "grad_norm": norm.item(), "rewards/margins": margins.mean().item()}))
+        row = {"loss": loss.item(), "grad_norm": norm.item(), "rewards/margins": margins.mean().item()}
+        if a.timing:
+            row["seconds"] = seconds
+        print(json.dumps(row), flush=True)
     return 0
 
 
