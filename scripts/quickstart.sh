@@ -2,8 +2,9 @@
 # The main job: set up and build alignkit, then the quickstart. A fresh tiny model learns the
 # "Task API assistant" task (JSON task objects for create requests, refusals for requests for
 # someone's private data): supervised fine-tuning, then DPO, with the task_api judge's score on
-# held-out requests before, after SFT and after DPO. CPU only, no downloads, a few minutes;
-# everything lands in runs/quickstart/, which a rerun replaces. See docs/quickstart.md.
+# held-out requests before, after SFT and after DPO. One recipe, recipes/quickstart.toml, holds
+# both stages. CPU only, no downloads, a few minutes; everything lands in runs/quickstart/, which a
+# rerun replaces. See docs/quickstart.md.
 #
 # ALIGNKIT_BIN=path/to/alignkit skips the set-up and uses that binary.
 set -euo pipefail
@@ -18,20 +19,16 @@ runs=runs/quickstart
 rm -rf "$runs"
 mkdir -p "$runs"
 start=$SECONDS
-alignkit recipe check recipes/quickstart-sft.toml
-alignkit recipe check recipes/quickstart-dpo.toml
+alignkit recipe check recipes/quickstart.toml
 
 echo "== a fresh model: $runs/base"
 alignkit init-model --preset tiny --out "$runs/base" --seed 0
-alignkit eval recipes/quickstart-sft.toml --model "$runs/base" --json > "$runs/score-before.json"
+alignkit eval recipes/quickstart.toml --model "$runs/base" --json > "$runs/score-before.json"
 
-echo "== stage 1: SFT on the chosen answers -> $runs/sft"
-alignkit train recipes/quickstart-sft.toml
-alignkit eval recipes/quickstart-sft.toml --model "$runs/sft/final/model" --json > "$runs/score-sft.json"
-
-echo "== stage 2: DPO from the SFT model -> $runs/dpo"
-alignkit train recipes/quickstart-dpo.toml
-alignkit eval recipes/quickstart-dpo.toml --model "$runs/dpo/final/model" --json --show 4 \
+echo "== one run, two stages: SFT on the chosen answers -> $runs/sft, then DPO from the SFT model -> $runs/dpo"
+alignkit train recipes/quickstart.toml
+alignkit eval recipes/quickstart.toml --model "$runs/sft/final/model" --json > "$runs/score-sft.json"
+alignkit eval recipes/quickstart.toml --model "$runs/dpo/final/model" --json --show 4 \
   --out "$runs/dpo-completions.jsonl" > "$runs/score-dpo.json"
 
 python3 - "$runs" $((SECONDS - start)) <<'PY'

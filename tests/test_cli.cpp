@@ -20,7 +20,7 @@ namespace {
 using testing::run_alignkit;
 using testing::TempDir;
 
-const std::string kQuickstart = (testing::source_dir() / "recipes/quickstart.toml").string();
+const std::string kMinimal = (testing::source_dir() / "recipes/minimal.toml").string();
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -50,10 +50,10 @@ TEST(Cli, UsageErrorsExitWithTwo) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("did you mean 'train'?"), std::string::npos) << r.output;
   EXPECT_EQ(run_alignkit({"recipe"}).exit_code, 2);
-  EXPECT_EQ(run_alignkit({"recipe", "chek", kQuickstart}).exit_code, 2);
+  EXPECT_EQ(run_alignkit({"recipe", "chek", kMinimal}).exit_code, 2);
   EXPECT_EQ(run_alignkit({"recipe", "check"}).exit_code, 2);  // no recipe
   EXPECT_EQ(run_alignkit({"plugins", "--jsn"}).exit_code, 2);
-  EXPECT_EQ(run_alignkit({"plan", kQuickstart, "--gpu", "t4", "--memory-gib", "15"}).exit_code, 2);
+  EXPECT_EQ(run_alignkit({"plan", kMinimal, "--gpu", "t4", "--memory-gib", "15"}).exit_code, 2);
 }
 
 TEST(Cli, PluginsJsonListsSchedulersWithMetadata) {
@@ -102,8 +102,8 @@ TEST(Cli, PluginsReportsRefusedOnesFromThePluginPath) {
   EXPECT_NE(r.stdout_text.find("built for plugin API version 3"), std::string::npos) << r.stdout_text;
 }
 
-TEST(Cli, QuickstartRecipeChecks) {
-  auto r = run_alignkit({"recipe", "check", kQuickstart});
+TEST(Cli, MinimalRecipeChecks) {
+  auto r = run_alignkit({"recipe", "check", kMinimal});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.stdout_text.find("ok"), std::string::npos);
   EXPECT_NE(r.stdout_text.find("scheduler 'cosine'"), std::string::npos) << r.stdout_text;
@@ -127,12 +127,12 @@ TEST(Cli, MissingPluginExitsWithFour) {
 }
 
 TEST(Cli, SetOverridesAreValidated) {
-  auto r = run_alignkit({"recipe", "check", kQuickstart, "--set", "optimizer.learning_rate=-1"});
+  auto r = run_alignkit({"recipe", "check", kMinimal, "--set", "optimizer.learning_rate=-1"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.output.find("--set:1:25: error: [optimizer] learning_rate: value -1 is out of range"),
             std::string::npos)
       << r.output;
-  r = run_alignkit({"recipe", "show", kQuickstart, "--set", "optimizer.learning_rate=2e-5", "--set",
+  r = run_alignkit({"recipe", "show", kMinimal, "--set", "optimizer.learning_rate=2e-5", "--set",
                     "run.name=other"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.stdout_text.find("learning_rate = 2e-05"), std::string::npos) << r.stdout_text;
@@ -194,7 +194,7 @@ TEST(Cli, TrainWritesTheEffectiveRecipeIntoTheRunFolder) {
 }
 
 TEST(Cli, ScheduleCommandPrintsEveryStep) {
-  auto r = run_alignkit({"recipe", "schedule", kQuickstart, "--set", "training.max_steps=20"});
+  auto r = run_alignkit({"recipe", "schedule", kMinimal, "--set", "training.max_steps=20"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(std::count(r.stdout_text.begin(), r.stdout_text.end(), '\n'), 21);  // header + 20 steps
   EXPECT_NE(r.stdout_text.find("\n1,0.5,2.5e-06\n"), std::string::npos) << r.stdout_text;  // warmup 2 steps

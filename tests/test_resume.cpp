@@ -27,15 +27,9 @@ namespace fs = std::filesystem;
 const fs::path kLlama = testing::source_dir() / "tests/fixtures/oracle/llama";
 const fs::path kLlamaTied = testing::source_dir() / "tests/fixtures/oracle/llama_tied";
 
-// Eight preference pairs as token ids (the oracle llama's vocabulary is 300 tokens, EOS 2): with
-// two pairs a micro-batch, the run crosses epochs and reshuffles, so the data position matters.
-std::string pairs(int shift = 0) {
-  std::string out;
-  for (int i = 0; i < 8; ++i)
-    out += fmt::format("{{\"prompt_ids\": [1, {}, {}], \"chosen_ids\": [{}, {}, {}], \"rejected_ids\": [{}, {}]}}\n",
-                       10 + i + shift, 30 + 2 * i, 60 + i, 61 + i, 62 + i, 120 + 3 * i, 121 + i);
-  return out;
-}
+// Eight pairs: with two pairs a micro-batch, the run crosses epochs and reshuffles, so the data
+// position matters.
+using testing::token_id_pairs;
 
 // A DPO recipe on the oracle llama writing to <dir>/<output>; `training` adds [training] keys and
 // `extra` other sections.
@@ -45,7 +39,7 @@ fs::path write_recipe(const TempDir& dir, const std::string& name, const std::st
     EXPECT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
                   .exit_code,
               0);
-  if (!fs::exists(dir.path() / "pairs.jsonl")) dir.write("pairs.jsonl", pairs());
+  if (!fs::exists(dir.path() / "pairs.jsonl")) dir.write("pairs.jsonl", token_id_pairs());
   return dir.write(name, fmt::format("[run]\noutput_dir = \"{}\"\n[training]\nmax_steps = 8\nper_device_train_batch_size = 2\n"
                                      "logging_steps = 2\n{}[optimizer]\nlearning_rate = 1e-2\n"
                                      "[method]\nname = \"dpo\"\nbeta = 0.1\n[model]\npath = \"{}\"\ntokenizer = \"tok\"\n"
@@ -55,13 +49,7 @@ fs::path write_recipe(const TempDir& dir, const std::string& name, const std::st
                                      kLlama.string(), extra));
 }
 
-// What a run must reproduce exactly: every logged value of every line (the same operations on the
-// same numbers on one CPU give the same bits).
-void expect_same_metrics(const fs::path& expected, const fs::path& actual) {
-  const auto a = read_jsonl(expected), b = read_jsonl(actual);
-  ASSERT_EQ(a.size(), b.size()) << actual;
-  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "line " << i + 1 << " of " << actual;
-}
+using testing::expect_same_metrics;
 
 // Every checkpoint folder present is complete and readable.
 void expect_complete_checkpoints(const fs::path& run_dir) {
@@ -227,7 +215,7 @@ TEST(ReferenceCache, MatchingCacheIsReusedAndAnyOtherIsRefusedNamingWhatDiffers)
     EXPECT_NE(refusal.output.find("ref.safetensors"), std::string::npos) << refusal.output;
   };
   // Other data: the data file and therefore the examples.
-  refused("data", {"data.path=" + dir.write("other.jsonl", pairs(1)).string()}, "data, examples");
+  refused("data", {"data.path=" + dir.write("other.jsonl", token_id_pairs(1)).string()}, "data, examples");
   // Another model with the same vocabulary.
   refused("model", {fmt::format("model.path={}", kLlamaTied.string())}, "model");
   // Another tokenisation setting that truncates nothing here: only that part differs.

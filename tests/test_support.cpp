@@ -9,6 +9,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 namespace alignkit::testing {
 
@@ -113,6 +114,20 @@ std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
   return rows;
+}
+
+void expect_same_metrics(const fs::path& expected, const fs::path& actual) {
+  const auto a = read_jsonl(expected), b = read_jsonl(actual);
+  ASSERT_EQ(a.size(), b.size()) << actual;
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "line " << i + 1 << " of " << actual;
+}
+
+std::string token_id_pairs(int shift) {
+  std::string out;
+  for (int i = 0; i < 8; ++i)
+    out += fmt::format("{{\"prompt_ids\": [1, {}, {}], \"chosen_ids\": [{}, {}, {}], \"rejected_ids\": [{}, {}]}}\n",
+                       10 + i + shift, 30 + 2 * i, 60 + i, 61 + i, 62 + i, 120 + 3 * i, 121 + i);
+  return out;
 }
 
 RecipeFixture::RecipeFixture(const std::string& text, const std::vector<fs::path>& plugins) {

@@ -73,6 +73,14 @@ void perturb_adapters(torch::nn::Module& model, std::uint64_t seed);
 // The objects of a JSON Lines file (metrics.jsonl, score's output), blank lines skipped.
 std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& file);
 
+// What a resumed or chained run must reproduce exactly: every logged value of every line of two
+// metrics.jsonl files (the same operations on the same numbers on one CPU give the same bits).
+void expect_same_metrics(const std::filesystem::path& expected, const std::filesystem::path& actual);
+
+// Eight preference pairs as token ids for the oracle llama (a 300-token vocabulary, EOS 2), as
+// JSON Lines; `shift` changes every prompt.
+std::string token_id_pairs(int shift = 0);
+
 // The diagnostics a DiagnosticError carries, formatted, for assertion messages.
 std::string describe(const DiagnosticError& e);
 

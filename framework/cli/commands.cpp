@@ -24,6 +24,7 @@
 #include "../host/memory_planner.hpp"
 #include "../host/trainer.hpp"
 #include "../host/runtime_setup.hpp"
+#include "../host/stage_runs.hpp"
 #include "../host/text_match.hpp"
 #include "command_line.hpp"
 #include "recipe_loading.hpp"
@@ -55,33 +56,47 @@ auto as_recipe_error(F&& fn) {
 
 }  // namespace
 
-std::unique_ptr<LoadedRecipe> load_and_validate(const std::string& file, const Args& sets) {
+std::unique_ptr<LoadedRecipe> load_and_validate(const std::string& file, const Args& sets, const fs::path& output_dir) {
   auto loaded = std::make_unique<LoadedRecipe>();
   as_recipe_error([&] {
     auto tree = load_recipe(file, sets);
     try {
-      loaded->recipe = validate_recipe(std::move(tree), loaded->registry);
+      if (tree.stages.empty()) {
+        loaded->recipe = validate_recipe(std::move(tree), loaded->registry);
+      } else {
+        loaded->stages = validate_stages(tree, loaded->registry, output_dir);
+        loaded->recipe = loaded->stages.back().recipe;
+      }
     } catch (...) {
       report_refused(loaded->registry);
       throw;
     }
     report_refused(loaded->registry);
-    instantiate_plugins(loaded->recipe, loaded->registry);
+    if (loaded->stages.empty()) {
+      instantiate_plugins(loaded->recipe, loaded->registry);
+    } else {
+      StageProblems problems;
+      for (const auto& stage : loaded->stages)
+        problems.check(stage.name, [&] { instantiate_plugins(stage.recipe, loaded->registry); });
+      problems.throw_if_any(loaded->stages.size());
+    }
     return 0;
   });
   return loaded;
 }
 
-void require_training_sections(const LoadedRecipe& loaded, const char* command,
-                               std::initializer_list<const char*> sections) {
+namespace {
+
+void require_sections(const ValidatedRecipe& recipe, const PluginRegistry& registry, const char* command,
+                      std::initializer_list<const char*> sections) {
   std::vector<Diagnostic> problems;
   for (const char* name : sections) {
-    if (loaded.recipe.has_section(name)) continue;
+    if (recipe.has_section(name)) continue;
     const auto* schema = find_section(name);
     Diagnostic d;
-    d.where = SourceLocation{loaded.recipe.tree.file.string(), 0, 0};
+    d.where = SourceLocation{recipe.tree.file.string(), 0, 0};
     d.message = fmt::format("`alignkit {}` needs a [{}] section: {}", command, name, schema->doc);
-    const auto names = loaded.registry.names(*schema->plugin_kind);
+    const auto names = registry.names(*schema->plugin_kind);
     d.notes.push_back(names.empty()
                           ? fmt::format("no {} plugins are installed", to_string(*schema->plugin_kind))
                           : fmt::format("installed {} plugins: {}", to_string(*schema->plugin_kind),
@@ -92,18 +107,34 @@ void require_training_sections(const LoadedRecipe& loaded, const char* command,
   if (!problems.empty()) throw RecipeInvalid(std::move(problems), false);
 }
 
+}  // namespace
+
+void require_training_sections(const LoadedRecipe& loaded, const char* command,
+                               std::initializer_list<const char*> sections) {
+  if (loaded.stages.empty()) return require_sections(loaded.recipe, loaded.registry, command, sections);
+  StageProblems problems;
+  for (const auto& stage : loaded.stages)
+    problems.check(stage.name, [&] { require_sections(stage.recipe, loaded.registry, command, sections); });
+  problems.throw_if_any(loaded.stages.size());
+}
+
+void print_recipe_check(const ValidatedRecipe& recipe, const std::string& indent) {
+  for (const auto& [section, plugin] : recipe.plugins)
+    std::cout << fmt::format("{}[{}] {} '{}' {} ({})\n", indent, section, to_string(plugin->kind), plugin->name,
+                             plugin->version, plugin->path.string());
+  if (recipe.section("training").has("max_steps")) {
+    const auto shape = as_recipe_error([&] { return schedule_shape(recipe); });
+    std::cout << fmt::format("{}{} steps, {} of warmup\n", indent, shape.total_steps, shape.warmup_steps);
+  }
+}
+
 int run_recipe_check(const Args& args) {
   CommandLine command_line("alignkit recipe check RECIPE.toml [--set section.key=value ...]", CommandLine::takes_recipe);
   if (!command_line.parse(args)) return kOk;
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
+  if (!loaded->stages.empty()) return run_recipe_check_stages(*loaded, command_line.recipe());
   std::cout << fmt::format("{}: ok\n", command_line.recipe());
-  for (const auto& [section, plugin] : loaded->recipe.plugins)
-    std::cout << fmt::format("  [{}] {} '{}' {} ({})\n", section, to_string(plugin->kind), plugin->name,
-                             plugin->version, plugin->path.string());
-  if (loaded->recipe.section("training").has("max_steps")) {
-    const auto shape = as_recipe_error([&] { return schedule_shape(loaded->recipe); });
-    std::cout << fmt::format("  {} steps, {} of warmup\n", shape.total_steps, shape.warmup_steps);
-  }
+  print_recipe_check(loaded->recipe, "  ");
   return kOk;
 }
 
@@ -111,18 +142,21 @@ int run_recipe_show(const Args& args) {
   CommandLine command_line("alignkit recipe show RECIPE.toml [--set section.key=value ...]", CommandLine::takes_recipe);
   if (!command_line.parse(args)) return kOk;
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
-  std::cout << render_effective_recipe(loaded->recipe);
+  std::cout << (loaded->stages.empty() ? render_effective_recipe(loaded->recipe) : render_staged_recipe(loaded->stages));
   return kOk;
 }
 
 int run_recipe_schedule(const Args& args) {
-  CommandLine command_line("alignkit recipe schedule RECIPE.toml [--set ...]   (prints step,lr as CSV)", CommandLine::takes_recipe);
+  CommandLine command_line("alignkit recipe schedule RECIPE.toml [--set ...] [--stage NAME]   (prints step,lr as CSV)",
+                           CommandLine::takes_recipe);
+  command_line.add()("stage", po::value<std::string>(), "The stage of a recipe of [[stage]]s to print");
   if (!command_line.parse(args)) return kOk;
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
-  const auto shape = as_recipe_error([&] { return schedule_shape(loaded->recipe); });
-  const auto* plugin = loaded->recipe.plugins.at("scheduler");
-  auto scheduler = loaded->registry.create<Scheduler>(*plugin, loaded->recipe.section("scheduler"));
-  const double lr = loaded->recipe.section("optimizer").get_float("learning_rate");
+  const auto& recipe = chosen_stage(*loaded, command_line, /*last_by_default=*/false);
+  const auto shape = as_recipe_error([&] { return schedule_shape(recipe); });
+  const auto* plugin = recipe.plugins.at("scheduler");
+  auto scheduler = loaded->registry.create<Scheduler>(*plugin, recipe.section("scheduler"));
+  const double lr = recipe.section("optimizer").get_float("learning_rate");
   // Streamed: max_steps may be large, and the output is whatever length the user asked for.
   std::cout << "step,lr_factor,learning_rate\n";
   as_recipe_error([&] {
@@ -222,18 +256,13 @@ int run_plugins(const Args& args) {
   return kOk;
 }
 
-namespace {
-
-// The plan of a validated recipe: the model's description from its config alone and the method's
-// declared needs; nothing is loaded.
-MemoryPlan plan_recipe(LoadedRecipe& loaded, const MemoryBudget& budget) {
-  const auto& recipe = loaded.recipe;
+MemoryPlan plan_recipe(const ValidatedRecipe& recipe, PluginRegistry& registry, const MemoryBudget& budget,
+                       const fs::path& model_dir) {
   const auto* model_plugin = recipe.plugins.at("model");
-  auto loader = loaded.registry.create<ModelLoader>(*model_plugin, recipe.section("model"));
-  const auto path = recipe.section("model").get_path("path");
-  const auto model = call_plugin(*model_plugin, "to describe the model", [&] { return loader->describe(path); });
+  auto loader = registry.create<ModelLoader>(*model_plugin, recipe.section("model"));
+  const auto model = call_plugin(*model_plugin, "to describe the model", [&] { return loader->describe(model_dir); });
   const auto* loss_plugin = recipe.plugins.at("method");
-  auto loss = loaded.registry.create<Loss>(*loss_plugin, recipe.section("method"));
+  auto loss = registry.create<Loss>(*loss_plugin, recipe.section("method"));
   const auto requirements = call_plugin(*loss_plugin, "to declare its requirements", [&] { return loss->requirements(); });
   return plan_memory(model, requirements, settings_from_recipe(recipe), budget);
 }
@@ -313,6 +342,24 @@ void report_cpu_memory(const MemoryPlan& plan, const fs::path& dir) {
   write_file_atomically(dir / "memory.json", check.dump(2) + "\n");
 }
 
+bool accept_plan(const MemoryPlan& plan, bool force) {
+  if (plan.fits) return true;
+  std::cerr << render_plan_table(plan);
+  if (!force) {
+    std::cerr << "error: the recipe does not fit the memory budget (the changes above are ranked by what they "
+                 "save)\nhelp: apply one, or pass --force to run anyway\n";
+    return false;
+  }
+  std::cerr << "warning: --force: running a recipe the planner says does not fit\n";
+  return true;
+}
+
+namespace {
+
+MemoryPlan plan_recipe(LoadedRecipe& loaded, const MemoryBudget& budget) {
+  return cli::plan_recipe(loaded.recipe, loaded.registry, budget, loaded.recipe.section("model").get_path("path"));
+}
+
 }  // namespace
 
 int run_train(const Args& args) {
@@ -335,6 +382,10 @@ int run_train(const Args& args) {
                             : "give a recipe (or --resume RUN_DIR)");
   if (resume && command_line.has("output"))
     throw UsageError("--resume writes into the run's own folder; --output does not apply");
+  // A recipe of [[stage]]s, or the folder of its run, trains stage by stage (stage_commands.cpp).
+  if (recipe_has_stages(resume ? fs::path(command_line.get<std::string>("resume")) / "recipe.toml"
+                               : fs::path(command_line.recipe())))
+    return run_train_stages(command_line);
   std::optional<CheckpointFolder> resume_from;
   if (resume) resume_from = resumable_checkpoint(command_line.get<std::string>("resume"));
   const auto recipe_file =
@@ -344,15 +395,7 @@ int run_train(const Args& args) {
   check_training_recipe(loaded->recipe);
   // Plan before anything loads: a recipe that cannot fit is refused with what to change.
   const auto plan = plan_recipe(*loaded, budget_from(command_line, loaded->recipe));
-  if (!plan.fits) {
-    std::cerr << render_plan_table(plan);
-    if (!command_line.has("force")) {
-      std::cerr << "error: the recipe does not fit the memory budget (the changes above are ranked by what they "
-                   "save)\nhelp: apply one, or pass --force to run anyway\n";
-      return kDoesNotFit;
-    }
-    std::cerr << "warning: --force: running a recipe the planner says does not fit\n";
-  }
+  if (!accept_plan(plan, command_line.has("force"))) return kDoesNotFit;
   configure_runtime(static_cast<int>(loaded->recipe.section("run").get_int("threads")));
   const fs::path dir = resume ? fs::path(command_line.get<std::string>("resume"))
                               : run_directory(loaded->recipe,
@@ -361,7 +404,7 @@ int run_train(const Args& args) {
     // The run keeps its recipe; overrides given now become part of it.
     if (!command_line.sets().empty()) write_file_atomically(dir / "recipe.toml", render_effective_recipe(loaded->recipe));
   } else {
-    check_fresh_run_folder(dir);
+    check_fresh_run_folders(dir);
     prepare_run_directory(dir, loaded->recipe);
   }
   std::cerr << fmt::format("run folder: {}\n", dir.string());
@@ -388,7 +431,9 @@ int run_plan(const Args& args) {
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   // The planner sizes the model the recipe names and the method's declared needs.
   require_training_sections(*loaded, "plan", {"method", "model"});
-  const auto plan = plan_recipe(*loaded, budget_from(command_line, loaded->recipe));
+  const auto budget = budget_from(command_line, loaded->recipe);
+  if (!loaded->stages.empty()) return run_plan_stages(*loaded, budget, command_line.has("json"));
+  const auto plan = plan_recipe(*loaded, budget);
   std::cout << (command_line.has("json") ? plan_to_json(plan).dump(2) + "\n" : render_plan_table(plan));
   return kOk;
 }

@@ -41,16 +41,18 @@ int run_eval(const Args& args) {
       "Scores a model with the recipe's [judge]: generates greedily for each of the judge's held-out\n"
       "prompts (rendered as training renders prompts) and prints the mean score per category and\n"
       "overall. The model is the recipe's [model], or --model DIR (e.g. a run's final/model).\n"
+      "A recipe of [[stage]]s gives its last stage's sections, or those of --stage NAME.\n"
       "Writes nothing unless --out is given.",
       CommandLine::takes_recipe);
   command_line.add()("model", po::value<std::string>(), "Model directory (default: the recipe's [model] path)")(
       "json", "Print the scores as one JSON object")(
       "out", po::value<std::string>(), "Write each prompt, completion and score to this JSONL file")(
-      "show", po::value<std::size_t>()->default_value(0), "Print the first N prompts with their completions");
+      "show", po::value<std::size_t>()->default_value(0), "Print the first N prompts with their completions")(
+      "stage", po::value<std::string>(), "The stage of a recipe of [[stage]]s whose sections to use (default: the last)");
   if (!command_line.parse(args)) return kOk;
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   require_training_sections(*loaded, "eval", {"judge", "model"});
-  const auto& recipe = loaded->recipe;
+  const auto& recipe = chosen_stage(*loaded, command_line, /*last_by_default=*/true);
   configure_runtime(static_cast<int>(recipe.section("run").get_int("threads")));
 
   // The model and its tokenizer: --model replaces the recipe's [model] path (and its tokenizer,

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "text_match.hpp"
+
 namespace alignkit {
 
 namespace fs = std::filesystem;
@@ -35,10 +37,7 @@ std::string SourceText::line(int line) const {
   return out;
 }
 
-namespace {
-
-Diagnostic located(const SourceLocation& where, std::string source_line, std::string message,
-                   std::string help = {}) {
+Diagnostic located(const SourceLocation& where, std::string source_line, std::string message, std::string help) {
   Diagnostic d;
   d.where = where;
   d.source_line = std::move(source_line);
@@ -46,6 +45,8 @@ Diagnostic located(const SourceLocation& where, std::string source_line, std::st
   d.help = std::move(help);
   return d;
 }
+
+namespace {
 
 // Reads a recipe file, refusing what cannot be a recipe before handing it to the parser.
 std::string read_recipe_text(const fs::path& path, const Diagnostic& context) {
@@ -188,6 +189,25 @@ void load_file(const fs::path& path, const Diagnostic& context, std::vector<fs::
     }
     table.erase("include");
   }
+  // [[stage]] tables go to their own list; any other shape of `stage` stays in the base, where
+  // the validator explains how stages are written.
+  if (const auto* stages = table.get("stage"); stages && stages->is_array_of_tables()) {
+    tree.stages.clear();  // the stages of the files this one includes are replaced, not merged
+    for (const auto& element : *stages->as_array()) {
+      const auto& stage_table = *element.as_table();
+      RecipeStage stage;
+      stage.where = location_of(stage_table.source().begin, file);
+      if (stage.where.line == 0) stage.where = location_of(stages->source().begin, file);
+      stage.source_line = text.line(stage.where.line);
+      RecipeTree keys;
+      KeyPath prefix;
+      flatten(stage_table, prefix, file, text, base_dir, keys);
+      stage.leaves = std::move(keys.leaves);
+      stage.tables = std::move(keys.tables);
+      tree.stages.push_back(std::move(stage));
+    }
+    table.erase("stage");
+  }
   tree.files.push_back(path);
   KeyPath prefix;
   flatten(table, prefix, file, text, base_dir, tree);
@@ -199,13 +219,20 @@ bool valid_key_part(std::string_view part) {
   });
 }
 
-void apply_override(const std::string& text, int index, RecipeTree& tree) {
-  const SourceLocation origin{"--set", index, 1};
+struct Override {
+  KeyPath path;
+  RecipeLeaf leaf;
+};
+
+[[noreturn]] void override_error(const std::string& text, int index, std::string message, int column = 1) {
+  throw DiagnosticError(located(SourceLocation{"--set", index, column}, text, std::move(message),
+                                "write --set section.key=value, e.g. --set optimizer.learning_rate=1e-5"));
+}
+
+// Parses the `index`-th (1-based) --set argument.
+Override parse_override(const std::string& text, int index) {
   const auto eq = text.find('=');
-  auto fail = [&](std::string message, int column) {
-    throw DiagnosticError(located(SourceLocation{"--set", index, column}, text, std::move(message),
-                                  "write --set section.key=value, e.g. --set optimizer.learning_rate=1e-5"));
-  };
+  auto fail = [&](std::string message, int column) { override_error(text, index, std::move(message), column); };
   if (eq == std::string::npos) fail(fmt::format("'{}' has no '='", text), 1);
   KeyPath path;
   std::stringstream keys(text.substr(0, eq));
@@ -216,11 +243,6 @@ void apply_override(const std::string& text, int index, RecipeTree& tree) {
   if (path.size() < 2) fail(fmt::format("'{}' names no section; expected section.key", text.substr(0, eq)), 1);
 
   const int value_column = static_cast<int>(eq) + 2;
-  for (std::size_t n = 1; n < path.size(); ++n) {
-    const KeyPath parent(path.begin(), path.begin() + static_cast<std::ptrdiff_t>(n));
-    if (tree.leaves.count(parent))
-      fail(fmt::format("'{}' is a value, not a table, so it has no key '{}'", to_string(parent), path[n]), 1);
-  }
   const std::string value_text = text.substr(eq + 1);
   if (value_text.find_first_of("\r\n") != std::string::npos)
     fail("the value spans several lines; an override sets one key", value_column);
@@ -239,13 +261,43 @@ void apply_override(const std::string& text, int index, RecipeTree& tree) {
   }
   if (value->is_table()) fail("an override sets one key, not a table", value_column);
 
-  RecipeLeaf leaf;
-  leaf.value = std::move(value);
-  leaf.key_where = origin;
-  leaf.value_where = SourceLocation{"--set", index, value_column};
-  leaf.source_line = text;
-  leaf.base_dir = fs::current_path();
-  overlay(tree, std::move(path), std::move(leaf));
+  Override out;
+  out.path = std::move(path);
+  out.leaf.value = std::move(value);
+  out.leaf.key_where = SourceLocation{"--set", index, 1};
+  out.leaf.value_where = SourceLocation{"--set", index, value_column};
+  out.leaf.source_line = text;
+  out.leaf.base_dir = fs::current_path();
+  return out;
+}
+
+void apply_override(Override o, const std::string& text, int index, RecipeTree& tree) {
+  for (std::size_t n = 1; n < o.path.size(); ++n) {
+    const KeyPath parent(o.path.begin(), o.path.begin() + static_cast<std::ptrdiff_t>(n));
+    if (tree.leaves.count(parent))
+      override_error(text, index, fmt::format("'{}' is a value, not a table, so it has no key '{}'", to_string(parent),
+                                              o.path[n]));
+  }
+  overlay(tree, std::move(o.path), std::move(o.leaf));
+}
+
+// `stage.NAME.section.key=value` targets one stage: the recipe must have a stage of that name.
+bool is_stage_override(const Override& o, const std::string& text, int index, const RecipeTree& tree) {
+  if (o.path[0] != "stage") return false;
+  if (tree.stages.empty())
+    override_error(text, index, "the recipe has no [[stage]] for this override to set a key of");
+  if (o.path.size() < 4)
+    override_error(text, index, fmt::format("'{}' is not a stage key; expected stage.NAME.section.key",
+                                            text.substr(0, text.find('='))));
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < tree.stages.size(); ++i) names.push_back(stage_name(tree, i));
+  if (std::find(names.begin(), names.end(), o.path[1]) == names.end()) {
+    Diagnostic d = located(SourceLocation{"--set", index, 7}, text,
+                           fmt::format("the recipe has no stage named '{}'", o.path[1]));
+    d.help = suggestion(o.path[1], names);
+    throw DiagnosticError(std::move(d));
+  }
+  return true;
 }
 
 }  // namespace
@@ -262,11 +314,49 @@ RecipeTree load_recipe(const fs::path& file, const std::vector<std::string>& ove
   if (tree.leaves.empty() && tree.tables.empty())
     throw DiagnosticError(located(SourceLocation{file.string(), 0, 0}, "",
                                   "recipe is empty",
-                                  "start from recipes/quickstart.toml, or include it: "
-                                  "include = \"quickstart.toml\""));
-  for (std::size_t i = 0; i < overrides.size(); ++i)
-    apply_override(overrides[i], static_cast<int>(i) + 1, tree);
+                                  "start from recipes/minimal.toml, or include it: "
+                                  "include = \"minimal.toml\""));
+  for (std::size_t i = 0; i < overrides.size(); ++i) {
+    const int index = static_cast<int>(i) + 1;
+    auto o = parse_override(overrides[i], index);
+    // A stage's own override is applied when its tree is derived (stage_tree).
+    if (!is_stage_override(o, overrides[i], index, tree)) apply_override(std::move(o), overrides[i], index, tree);
+  }
   return tree;
+}
+
+std::string stage_name(const RecipeTree& tree, std::size_t index) {
+  const auto& leaves = tree.stages.at(index).leaves;
+  if (auto it = leaves.find(KeyPath{"name"}); it != leaves.end())
+    if (const auto* name = it->second.value->as_string()) return name->get();
+  return fmt::format("stage-{}", index + 1);
+}
+
+RecipeTree stage_tree(const RecipeTree& tree, std::size_t index, const std::map<KeyPath, RecipeLeaf>& inherited) {
+  const RecipeStage& stage = tree.stages.at(index);
+  RecipeTree out;
+  out.file = tree.file;
+  out.files = tree.files;
+  out.overrides = tree.overrides;
+  out.leaves = tree.leaves;
+  out.tables = tree.tables;
+  for (const auto& [path, leaf] : inherited) overlay(out, path, leaf);
+  // Keys directly under [[stage]] (its name, or a misplaced key the stage checks report) are not
+  // the recipe's.
+  for (const auto& [path, leaf] : stage.leaves)
+    if (path.size() >= 2) overlay(out, path, leaf);
+  for (const auto& [path, table] : stage.tables) out.tables.insert_or_assign(path, table);
+  const std::string name = stage_name(tree, index);
+  for (std::size_t i = 0; i < tree.overrides.size(); ++i) {
+    const int n = static_cast<int>(i) + 1;
+    auto o = parse_override(tree.overrides[i], n);
+    if (o.path[0] == "stage") {
+      if (o.path[1] != name) continue;
+      o.path.erase(o.path.begin(), o.path.begin() + 2);
+    }
+    apply_override(std::move(o), tree.overrides[i], n, out);
+  }
+  return out;
 }
 
 }  // namespace alignkit

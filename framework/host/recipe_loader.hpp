@@ -45,18 +45,45 @@ struct RecipeTable {
   std::string source_line;
 };
 
-struct RecipeTree {
-  std::filesystem::path file;                // the recipe named on the command line
-  std::vector<std::filesystem::path> files;  // it and every file it includes, in load order
-  std::vector<std::string> overrides;        // --set arguments, in order
+// One `[[stage]]` entry of a multi-stage recipe: its keys and tables with paths relative to the
+// stage ({"training", "max_steps"} for `[stage.training] max_steps`; {"name"} for its name).
+struct RecipeStage {
+  SourceLocation where;  // the [[stage]] header
+  std::string source_line;
   std::map<KeyPath, RecipeLeaf> leaves;
   std::map<KeyPath, RecipeTable> tables;
 };
 
+struct RecipeTree {
+  std::filesystem::path file;                // the recipe named on the command line
+  std::vector<std::filesystem::path> files;  // it and every file it includes, in load order
+  std::vector<std::string> overrides;        // --set arguments, in order
+  std::map<KeyPath, RecipeLeaf> leaves;      // the base: every key outside [[stage]], --set applied
+  std::map<KeyPath, RecipeTable> tables;
+  // [[stage]] entries, all from the last file that writes any (they are not merged across
+  // includes). Each runs the recipe stage_tree() derives; validate_recipe ignores them.
+  std::vector<RecipeStage> stages;
+};
+
+// A diagnostic at a place in a recipe, showing its line.
+Diagnostic located(const SourceLocation& where, std::string source_line, std::string message,
+                   std::string help = {});
+
 // Throws DiagnosticError for a missing, unreadable, binary, oversized, empty or malformed file,
-// a bad or cyclic include, and a malformed override.
+// a bad or cyclic include, and a malformed override. An override `stage.NAME.section.key=value`
+// applies to the stage of that name only; it must name one.
 RecipeTree load_recipe(const std::filesystem::path& file,
                        const std::vector<std::string>& overrides = {});
+
+// A stage's `name`, or "stage-N" (1-based) when it sets none or a name that is not a string.
+std::string stage_name(const RecipeTree& tree, std::size_t index);
+
+// The recipe stage `index` runs, as a tree without stages: the base's keys, then `inherited`
+// (what the stage takes from the one before it), then the stage's own keys, then the --set
+// overrides again, in order, so that they win over the stage's keys (`stage.NAME.` ones only for
+// this stage). Throws DiagnosticError when an override no longer fits the tree.
+RecipeTree stage_tree(const RecipeTree& tree, std::size_t index,
+                      const std::map<KeyPath, RecipeLeaf>& inherited = {});
 
 // A file's text with the start of each line, so that any line is found without a scan.
 class SourceText {

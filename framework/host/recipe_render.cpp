@@ -33,29 +33,41 @@ void option_table(std::string& out, const std::vector<OptionSpec>& options) {
 
 }  // namespace
 
-std::string render_effective_recipe(const ValidatedRecipe& recipe) {
+std::string render_recipe_header(const RecipeTree& tree) {
   std::string out = fmt::format("# Effective recipe written by alignkit {}: includes, --set overrides and\n"
                                 "# defaults applied. Rerun with: alignkit train <this file>\n",
                                 ALIGNKIT_VERSION_STRING);
-  for (const auto& file : recipe.tree.files) out += fmt::format("# from: {}\n", file.string());
-  for (const auto& o : recipe.tree.overrides) out += fmt::format("# --set {}\n", o);
+  for (const auto& file : tree.files) out += fmt::format("# from: {}\n", file.string());
+  for (const auto& o : tree.overrides) out += fmt::format("# --set {}\n", o);
+  return out;
+}
+
+std::string render_recipe_sections(const ValidatedRecipe& recipe, std::string_view table_prefix,
+                                   const std::function<bool(std::string_view, std::string_view)>& keep) {
+  std::string out;
   for (const auto& schema : host_sections()) {
     auto it = recipe.sections.find(schema.name);
     if (it == recipe.sections.end()) continue;
-    out += fmt::format("\n[{}]\n", schema.name);
     // Host keys first in declaration order, then the plugin's, as declared.
     std::vector<const detail::SectionEntry*> entries;
     for (const auto& spec : schema.host_options) entries.push_back(&it->second.entries.at(spec.key));
     if (auto p = recipe.plugins.find(schema.name); p != recipe.plugins.end())
       for (const auto& spec : p->second->options) entries.push_back(&it->second.entries.at(spec.key));
+    std::string body;
     for (const auto* entry : entries) {
+      if (keep && !keep(schema.name, entry->spec.key)) continue;
       if (std::holds_alternative<std::monostate>(entry->value))
-        out += fmt::format("# {} is unset\n", entry->spec.key);
+        body += fmt::format("# {} is unset\n", entry->spec.key);
       else
-        out += fmt::format("{} = {}\n", toml_key(entry->spec.key), to_toml_text(entry->value));
+        body += fmt::format("{} = {}\n", toml_key(entry->spec.key), to_toml_text(entry->value));
     }
+    if (!body.empty() || !keep) out += fmt::format("\n[{}{}]\n{}", table_prefix, schema.name, body);
   }
   return out;
+}
+
+std::string render_effective_recipe(const ValidatedRecipe& recipe) {
+  return render_recipe_header(recipe.tree) + render_recipe_sections(recipe, "", {});
 }
 
 std::string render_recipe_reference(const PluginRegistry& registry) {
@@ -66,7 +78,13 @@ std::string render_recipe_reference(const PluginRegistry& registry) {
       "out-of-range value is an error naming the file, line, column and key.\n\n"
       "A recipe may start with `include = \"base.toml\"` (or a list): the including file overrides\n"
       "what it includes, later includes override earlier ones, and `--set section.key=value`\n"
-      "overrides everything. Relative paths resolve against the file that sets them.\n";
+      "overrides everything. Relative paths resolve against the file that sets them.\n\n"
+      "A recipe may hold `[[stage]]` entries that run one after the other in one run folder (SFT,\n"
+      "then DPO from its model): each has a `name` (its folder, default `stage-N`) and its own\n"
+      "`[stage.SECTION]` tables, whose keys override the top-level ones for that stage; a plain\n"
+      "`--set` applies to every stage, `--set stage.NAME.section.key=value` to one. A stage after\n"
+      "the first without its own `[model] path` starts from the previous stage's `final/model`.\n"
+      "See [training.md](training.md#multi-stage-runs).\n";
   for (const auto& schema : host_sections()) {
     out += fmt::format("\n## [{}]\n\n{}", schema.name, schema.doc);
     if (!schema.implicit) out += " Optional section: present only when the recipe writes it.";

@@ -188,7 +188,12 @@ class Validator {
     std::set<std::string> reported;
     auto unknown = [&](const std::string& name, const SourceLocation& where, const std::string& line) {
       if (!reported.insert(name).second) return;
-      problems_.push_back(at(where, line, fmt::format("unknown section [{}]", name), suggestion(name, names)));
+      if (name == "stage")  // the loader took out [[stage]] tables: this is `stage` in another shape
+        problems_.push_back(at(where, line, "'stage' must be a list of tables, one [[stage]] per stage",
+                               "write [[stage]] (double brackets) before each stage, then its sections as "
+                               "[stage.method], [stage.training], ..."));
+      else
+        problems_.push_back(at(where, line, fmt::format("unknown section [{}]", name), suggestion(name, names)));
     };
     for (const auto& [path, table] : tree_.tables) {
       if (path.size() == 1 && !find_section(path[0])) unknown(path[0], table.where, table.source_line);
@@ -200,7 +205,9 @@ class Validator {
                                "sections hold key = value pairs, not tables"));
     }
     for (const auto& [path, leaf] : tree_.leaves) {
-      if (path.size() == 1 && find_section(path[0]) && leaf.value->is_array()) {
+      if (path[0] == "stage") {
+        unknown(path[0], leaf.key_where, leaf.source_line);
+      } else if (path.size() == 1 && find_section(path[0]) && leaf.value->is_array()) {
         problems_.push_back(at(leaf.key_where, leaf.source_line,
                                fmt::format("[[{}]] makes a list of sections; a recipe has one [{}]", path[0], path[0]),
                                fmt::format("write [{}] with single brackets, once", path[0])));
@@ -246,14 +253,16 @@ class Validator {
   PluginRegistry& registry_;
 };
 
-bool diagnostic_order(const Diagnostic& a, const Diagnostic& b) {
-  const bool a_set = a.where.file == "--set", b_set = b.where.file == "--set";
-  if (a_set != b_set) return b_set;  // recipe files first, then overrides
-  return std::tie(a.where.file, a.where.line, a.where.column) <
-         std::tie(b.where.file, b.where.line, b.where.column);
-}
-
 }  // namespace
+
+void sort_diagnostics(std::vector<Diagnostic>& problems) {
+  std::stable_sort(problems.begin(), problems.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    const bool a_set = a.where.file == "--set", b_set = b.where.file == "--set";
+    if (a_set != b_set) return b_set;  // recipe files first, then overrides
+    return std::tie(a.where.file, a.where.line, a.where.column) <
+           std::tie(b.where.file, b.where.line, b.where.column);
+  });
+}
 
 ValidatedRecipe validate_recipe(RecipeTree tree, PluginRegistry& registry, const ValidateOptions& options) {
   ValidatedRecipe recipe;
@@ -278,7 +287,7 @@ ValidatedRecipe validate_recipe(RecipeTree tree, PluginRegistry& registry, const
   if (v.problems_.empty()) v.check_host_rules(recipe);
 
   if (!v.problems_.empty()) {
-    std::stable_sort(v.problems_.begin(), v.problems_.end(), diagnostic_order);
+    sort_diagnostics(v.problems_);
     throw RecipeInvalid(std::move(v.problems_), v.plugin_missing_);
   }
   recipe.tree = std::move(tree);

@@ -46,8 +46,13 @@ struct ValidateOptions {
   bool load_default_plugins = true;
 };
 
+// Orders problems for printing: by file, line and column, --set overrides last.
+void sort_diagnostics(std::vector<Diagnostic>& problems);
+
 // Loads the recipe's [plugins] paths (and, per options, the default search path) into
 // `registry`, then validates every section. Throws RecipeInvalid with all problems found.
+// A tree's [[stage]] entries are not looked at: each stage is validated on its own tree
+// (validate_stages, recipe_stages.hpp).
 ValidatedRecipe validate_recipe(RecipeTree tree, PluginRegistry& registry,
                                 const ValidateOptions& options = {});
 

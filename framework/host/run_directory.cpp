@@ -16,7 +16,7 @@ fs::path run_directory(const ValidatedRecipe& recipe, const fs::path& override_d
   return fs::path("runs") / run.get_string("name");
 }
 
-void prepare_run_directory(const fs::path& dir, const ValidatedRecipe& recipe) {
+void prepare_run_directory(const fs::path& dir, const ValidatedRecipe& recipe, const std::string& effective) {
   std::error_code ec;
   const fs::path target = dir / "recipe.toml";
   for (const auto& file : recipe.tree.files)
@@ -30,7 +30,7 @@ void prepare_run_directory(const fs::path& dir, const ValidatedRecipe& recipe) {
     throw DiagnosticError(make_error(fmt::format("{}: cannot create the run's output folder: {}", dir.string(),
                                                  ec ? ec.message() : "a file of that name exists"),
                                      "choose another folder with --output or [run] output_dir"));
-  write_file_atomically(dir / "recipe.toml", render_effective_recipe(recipe));
+  write_file_atomically(dir / "recipe.toml", effective.empty() ? render_effective_recipe(recipe) : effective);
 }
 
 }  // namespace alignkit

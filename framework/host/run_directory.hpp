@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 
 #include "recipe_validator.hpp"
 
@@ -12,8 +13,10 @@ namespace alignkit {
 std::filesystem::path run_directory(const ValidatedRecipe& recipe,
                                     const std::filesystem::path& override_dir = {});
 
-// Creates the folder (and parents) and writes recipe.toml, the effective recipe, atomically.
-// Throws DiagnosticError naming the folder when it cannot be created or written.
-void prepare_run_directory(const std::filesystem::path& dir, const ValidatedRecipe& recipe);
+// Creates the folder (and parents) and writes recipe.toml, the effective recipe (or `effective`,
+// that of a run of stages), atomically. Throws DiagnosticError naming the folder when it cannot be
+// created or written, or when recipe.toml is a file of `recipe`.
+void prepare_run_directory(const std::filesystem::path& dir, const ValidatedRecipe& recipe,
+                           const std::string& effective = {});
 
 }  // namespace alignkit

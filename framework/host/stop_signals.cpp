@@ -41,4 +41,6 @@ StopSignals::~StopSignals() {
 
 int StopSignals::requested() const { return g_requested; }
 
+int StopSignals::last_received() { return g_requested; }
+
 }  // namespace alignkit

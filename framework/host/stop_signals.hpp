@@ -15,6 +15,9 @@ class StopSignals {
 
   // The signal received (SIGINT or SIGTERM), or 0.
   int requested() const;
+  // What the last StopSignals received, also after it is gone: a signal during a run's last step
+  // lets that run end normally, and whoever runs more work after it (the next stage) stops.
+  static int last_received();
 
  private:
   struct sigaction old_int_ {}, old_term_ {};
