@@ -200,8 +200,9 @@ TEST(MemoryPlanner, FullFineTuningTrainsEveryParameterInTheComputeDtype) {
 }
 
 TEST(MemoryPlanner, RecipeThatCannotFitOnT4GetsSuggestionsOrderedBySavings) {
-  PlanSettings st;  // full fine-tuning of a 7B model in bf16 with a copied reference
+  PlanSettings st;  // full fine-tuning of a 7B model in pure bf16 with a copied reference
   st.precision = Precision::bf16;
+  st.master_weights = false;
   st.micro_batch = 4;
   st.max_length = 1024;
   st.logprob_chunk = 0;
@@ -215,6 +216,12 @@ TEST(MemoryPlanner, RecipeThatCannotFitOnT4GetsSuggestionsOrderedBySavings) {
     EXPECT_GT(s.saves, 0);
   }
   EXPECT_NE(plan.suggestions.front().change.find("gradient_checkpointing"), std::string::npos) << render_plan_table(plan);
+  // With fp32 master weights (the default) the masters, their gradients and fp32 moments, 16
+  // bytes per parameter, outweigh the activations: LoRA, which trains no base weight, saves most.
+  st.master_weights = true;
+  const auto mixed = plan_memory(llama7b(), dpo(), st, *gpu_budget("t4"));
+  ASSERT_FALSE(mixed.suggestions.empty());
+  EXPECT_NE(mixed.suggestions.front().change.find("[lora]"), std::string::npos) << render_plan_table(mixed);
   const auto table = render_plan_table(plan);
   EXPECT_NE(table.find("does not fit"), std::string::npos);
   const auto json = plan_to_json(plan);

@@ -88,6 +88,29 @@ TEST(Resume, ResumedRunEqualsTheUninterruptedOneStepForStep) {
   for (const auto& t : a.header().tensors) EXPECT_TRUE(torch::equal(a.tensor(t.name), b.tensor(t.name))) << t.name;
 }
 
+TEST(Resume, MixedPrecisionResumesFromTheFloat32Masters) {
+  // bf16 full fine-tuning with fp32 master weights: the checkpoint holds the masters, not the
+  // bf16 weights rounded from them, so the resumed run goes on from the same fp32 numbers.
+  TempDir dir;
+  const std::string training = "precision = \"bfloat16\"\n";
+  const auto whole = write_recipe(dir, "whole.toml", "whole", "", training);
+  const auto cut = write_recipe(dir, "cut.toml", "cut", "", training);
+  auto r = testing::run_alignkit({"train", whole.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_alignkit({"train", cut.string()}, {"ALIGNKIT_FAULT=step:5:KILL"});
+  ASSERT_EQ(r.exit_code, 128 + SIGKILL) << r.output;
+  const auto checkpoint = latest_checkpoint(dir.path() / "cut");
+  ASSERT_EQ(checkpoint->step, 3);
+  const auto masters = safetensors::File::open(checkpoint->path / "trainable.safetensors");
+  for (const auto& t : masters.header().tensors) EXPECT_EQ(masters.tensor(t.name).scalar_type(), torch::kFloat32) << t.name;
+  r = testing::run_alignkit({"train", "--resume", (dir.path() / "cut").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_metrics(dir.path() / "whole/metrics.jsonl", dir.path() / "cut/metrics.jsonl");
+  const auto a = safetensors::File::open(dir.path() / "whole/checkpoint-8/trainable.safetensors");
+  const auto b = safetensors::File::open(dir.path() / "cut/checkpoint-8/trainable.safetensors");
+  for (const auto& t : a.header().tensors) EXPECT_TRUE(torch::equal(a.tensor(t.name), b.tensor(t.name))) << t.name;
+}
+
 TEST(Resume, KilledAnywhereIncludingMidCheckpointResumesFromTheLastCompleteOne) {
   // Full fine-tuning with the precomputed reference (cached in the run folder and reused on resume).
   TempDir dir;

@@ -30,11 +30,7 @@ namespace fs = std::filesystem;
 const fs::path kLlama = testing::source_dir() / "tests/fixtures/oracle/llama";
 
 // Four preference pairs as token ids (the oracle llama has a 300-token vocabulary, EOS 2).
-const char* const kPairs =
-    "{\"prompt_ids\": [1, 45, 67, 89], \"chosen_ids\": [12, 13, 14], \"rejected_ids\": [200, 201]}\n"
-    "{\"prompt_ids\": [1, 33, 34, 35, 36, 37], \"chosen_ids\": [50, 51], \"rejected_ids\": [250, 251, 252, 253]}\n"
-    "{\"prompt_ids\": [1, 99], \"chosen_ids\": [100, 101, 102, 103, 104], \"rejected_ids\": [7]}\n"
-    "{\"prompt_ids\": [1, 120, 121, 122], \"chosen_ids\": [130, 2], \"rejected_ids\": [140, 141, 142]}\n";
+const fs::path kPairs = testing::source_dir() / "tests/fixtures/llama_token_pairs.jsonl";
 
 struct Run {
   std::vector<nlohmann::json> ours, reference;
@@ -47,7 +43,8 @@ Run train_both(const TempDir& dir, const std::string& extra_recipe, const std::v
   EXPECT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
                 .exit_code,
             0);
-  const auto data = dir.write("pairs.jsonl", kPairs);
+  const auto data = dir.path() / "pairs.jsonl";
+  fs::copy_file(kPairs, data);
   const auto recipe = dir.write(
       "dpo.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 5\nper_device_train_batch_size = 4\n"
                               "logging_steps = 1\n[optimizer]\nlearning_rate = {}\nweight_decay = 0.01\n"
@@ -230,11 +227,13 @@ TEST(TrainingRecipe, ProblemsTheLoopWouldMeetLateAreRecipeErrorsUpFront) {
   const auto recipe = dir.write("r.toml",
                                 "[method]\nname = \"dpo\"\n[model]\npath = \"m\"\nquantization = \"nf4\"\n"
                                 "[reference]\nstrategy = \"adapter-off\"\n[data]\nformat = \"jsonl\"\npath = \"d.jsonl\"\n"
-                                "[run]\noutput_dir = \"run\"\n");
+                                "[run]\noutput_dir = \"run\"\n"
+                                "[training]\nprecision = \"float16\"\nmaster_weights = \"none\"\n");
   const auto r = testing::run_alignkit({"train", recipe.string()});
   EXPECT_EQ(r.exit_code, 3) << r.output;
   for (const char* message : {"[training] max_steps is not set", "a quantized base needs LoRA adapters to train",
-                              "adapter-off needs LoRA adapters on the policy"})
+                              "adapter-off needs LoRA adapters on the policy",
+                              "full fine-tuning in float16 needs float32 master weights"})
     EXPECT_NE(r.output.find(message), std::string::npos) << message << "\n" << r.output;
   EXPECT_FALSE(fs::exists(dir.path() / "run"));  // nothing was started
 }

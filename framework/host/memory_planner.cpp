@@ -295,6 +295,7 @@ PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
   st.micro_batch = training.get_int("per_device_train_batch_size");
   st.max_length = training.get_int("max_length");
   st.precision = precision_of(training.get_string("precision"));
+  st.master_weights = training.get_string("master_weights") == "float32";
   st.gradient_checkpointing = training.get_bool("gradient_checkpointing");
   st.logprob_chunk = training.get_int("logprob_chunk");
   st.lora = recipe.has_section("lora") && recipe.section("lora").get_bool("enabled");
@@ -389,14 +390,28 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
 
   // Trainable parameters, their gradients and AdamW's moments.
   const std::int64_t trainable = st.lora ? lora_trainable_parameters(model, st.lora_r, st.lora_targets) : model.parameters;
-  const std::int64_t tb = st.lora ? 4 : b;  // adapters are fp32; full fine-tuning trains in place
+  // Adapters are fp32; full fine-tuning trains in place, or fp32 masters under mixed precision.
+  const bool masters = !st.lora && st.master_weights && b != 4;
+  const std::int64_t tb = st.lora || masters ? 4 : b;
   if (st.lora)
     out.add("LoRA adapters", trainable * 4, PlanPhase::weights,
             fmt::format("sum over adapted [out,in] of r*(in+out)*4 = {}*4", trainable), kAllPhases);
-  out.add("gradients", trainable * tb, PlanPhase::backward, fmt::format("trainable*{} = {}*{}", tb, trainable, tb),
-          kRunPhases);
+  if (masters) {
+    // The compute-dtype gradients are added into the masters' fp32 ones after each micro-batch's
+    // backward and freed (trainer.cpp, move_gradients_to_masters).
+    out.add("fp32 master weights", trainable * 4, PlanPhase::optimizer, fmt::format("trainable*4 = {}*4", trainable),
+            kRunPhases);
+    out.add("gradients", trainable * b, PlanPhase::backward, fmt::format("trainable*{} = {}*{}", b, trainable, b),
+            {PlanPhase::backward});
+    out.add("fp32 master gradients", trainable * 4, PlanPhase::backward, fmt::format("trainable*4 = {}*4", trainable),
+            kRunPhases);
+  } else {
+    out.add("gradients", trainable * tb, PlanPhase::backward, fmt::format("trainable*{} = {}*{}", tb, trainable, tb),
+            kRunPhases);
+  }
   out.add("AdamW moments", 2 * trainable * tb, PlanPhase::optimizer,
-          fmt::format("2*trainable*{} (exp_avg, exp_avg_sq, zeros_like the parameter)", tb), kRunPhases);
+          fmt::format("2*trainable*{} (exp_avg, exp_avg_sq, zeros_like the {})", tb, masters ? "master" : "parameter"),
+          kRunPhases);
   std::int64_t largest_trainable = 0;
   if (st.lora) {
     for (const auto& p : projections(s)) largest_trainable = std::max(largest_trainable, st.lora_r * std::max(p.in, p.out));

@@ -31,6 +31,7 @@ struct PlanSettings {
   std::int64_t micro_batch = 8;       // training.per_device_train_batch_size (examples)
   std::int64_t max_length = 1024;     // training.max_length (prompt + completion tokens)
   Precision precision = Precision::fp32;
+  bool master_weights = true;         // training.master_weights = "float32" (bf16/fp16 full fine-tuning)
   bool gradient_checkpointing = false;
   std::int64_t logprob_chunk = 256;   // positions per log-prob chunk; 0 = all at once
   bool lora = false;

@@ -49,6 +49,14 @@ std::vector<SectionSchema> make_sections() {
                     .doc = "Compute dtype of the models: `float32`, `bfloat16` or `float16` (CUDA). "
                            "Trainable adapters stay float32.",
                     .choices = "float32|bfloat16|float16"},
+                   {.key = "master_weights", .type = OptionType::string, .default_value = "\"float32\"",
+                    .doc = "Full fine-tuning in bfloat16 or float16: `float32` (mixed precision) keeps "
+                           "fp32 master copies of the weights, which AdamW updates with fp32 gradients and "
+                           "moments, and copies them into the model after each step; float16 adds dynamic "
+                           "loss scaling. `none` updates the low-precision weights in place with "
+                           "low-precision moments: 12 bytes less per parameter, but an update smaller than "
+                           "half the gap between neighbouring bf16 values is lost. LoRA adapters are float32 either way.",
+                    .choices = "float32|none"},
                    {.key = "gradient_checkpointing", .type = OptionType::boolean, .default_value = "false",
                     .doc = "Recompute each decoder layer in backward instead of keeping its activations."},
                    {.key = "logprob_chunk", .type = OptionType::integer, .default_value = "256",

@@ -30,6 +30,7 @@
 #include <alignkit/torch_compat.hpp>
 
 #include "fault_injection.hpp"
+#include "loss_scaler.hpp"
 #include "metrics_log.hpp"
 #include "option_value.hpp"
 #include "reference_cache.hpp"
@@ -212,14 +213,14 @@ class Trainer {
       }
       for (std::size_t micro = 0; micro < batches.size(); ++micro) {
         auto [result, tokens] = forward(batches[micro], /*training=*/true);
-        (result.loss * weights[micro]).backward();
+        // fp16: the loss is scaled so that small gradients survive backward; update() unscales.
+        (result.loss * (weights[micro] * loss_scale())).backward();
+        move_gradients_to_masters();
         step_loss += result.loss.detach().item<double>() * weights[micro];
         window.add(result.metrics);
         window_tokens += tokens;
       }
-      const double grad_norm = clip_gradients(max_grad_norm);
-      optimizer_->step();
-      optimizer_->zero_grad();
+      const double grad_norm = update(max_grad_norm, step + 1);
       window_loss += step_loss;
       ++window_steps;
       fault_point("step");
@@ -365,17 +366,30 @@ class Trainer {
 
     // AdamW with transformers' parameter groups: no decay for biases and norm weights.
     const auto optimizer = recipe_.section("optimizer");
-    std::vector<torch::Tensor> decay, no_decay;
     std::int64_t trainable = 0;
+    std::vector<bool> decays;
     for (const auto& item : policy_->named_parameters()) {
       if (!item.value().requires_grad()) continue;
       trainable += item.value().numel();
       const auto& name = item.key();
       const bool is_norm = name.find("norm") != std::string::npos;
-      (item.value().dim() < 2 || is_norm || name.find("bias") != std::string::npos ? no_decay : decay).push_back(item.value());
+      decays.push_back(!(item.value().dim() < 2 || is_norm || name.find("bias") != std::string::npos));
       trainable_.push_back(item.value());
       trainable_names_.push_back(name);
     }
+    // Mixed precision: AdamW updates fp32 master copies of the trainable tensors that are not
+    // fp32 (full fine-tuning in bf16/fp16; LoRA adapters are fp32 already and need none).
+    const bool low_precision = std::any_of(trainable_.begin(), trainable_.end(),
+                                           [](const torch::Tensor& p) { return p.scalar_type() != torch::kFloat32; });
+    if (low_precision && training.get_string("master_weights") == "float32")
+      for (const auto& p : trainable_)
+        masters_.push_back(p.scalar_type() == torch::kFloat32
+                               ? p
+                               : p.detach().to(torch::kFloat32).set_requires_grad(true));
+    // fp16 gradients underflow without it (torch.cuda.amp.GradScaler).
+    if (dtype_ == torch::kFloat16) loss_scaler_.emplace();
+    std::vector<torch::Tensor> decay, no_decay;
+    for (std::size_t i = 0; i < trainable_.size(); ++i) (decays[i] ? decay : no_decay).push_back(optimized()[i]);
     auto options = torch::optim::AdamWOptions(optimizer.get_float("learning_rate"))
                        .betas({optimizer.get_float("adam_beta1"), optimizer.get_float("adam_beta2")})
                        .eps(optimizer.get_float("adam_epsilon"))
@@ -388,8 +402,9 @@ class Trainer {
       groups.emplace_back(no_decay, std::move(no_decay_options));
     }
     optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), options);
-    std::cerr << fmt::format("model: {} ({} parameters, {} trainable{}), reference: {}\n", model_path.string(),
-                             policy_->description().parameters, trainable, lora_ ? ", LoRA" : "", strategy_name());
+    std::cerr << fmt::format("model: {} ({} parameters, {} trainable{}{}), reference: {}\n", model_path.string(),
+                             policy_->description().parameters, trainable, lora_ ? ", LoRA" : "",
+                             masters_.empty() ? "" : ", fp32 master weights", strategy_name());
 
     scheduler_plugin_ = recipe_.plugins.at("scheduler");
     scheduler_ = registry_.create<Scheduler>(*scheduler_plugin_, recipe_.section("scheduler"));
@@ -773,10 +788,11 @@ class Trainer {
     AtomicDirectory folder(target);
     const auto& dir = folder.staging();
     std::vector<std::pair<std::string, torch::Tensor>> weights, moments;
+    // Under mixed precision the fp32 masters, not the rounded model weights: a resume is exact.
     for (std::size_t i = 0; i < trainable_.size(); ++i) {
       const auto& name = trainable_names_[i];
-      weights.emplace_back(name, trainable_[i].detach());
-      if (const auto* state = adamw_state(trainable_[i])) {
+      weights.emplace_back(name, optimized()[i].detach());
+      if (const auto* state = adamw_state(optimized()[i])) {
         moments.emplace_back(name + ".exp_avg", state->exp_avg());
         moments.emplace_back(name + ".exp_avg_sq", state->exp_avg_sq());
         moments.emplace_back(name + ".step", torch::tensor(state->step(), torch::kInt64));
@@ -813,6 +829,8 @@ class Trainer {
         {"shuffle_rng", shuffle_state.str()},
         {"window", {{"values", window_.to_json()}, {"loss", window_loss_}, {"steps", window_steps_}, {"tokens", window_tokens_}}},
     };
+    if (loss_scaler_)
+      state["loss_scaler"] = {{"scale", loss_scaler_->scale()}, {"growth_tracker", loss_scaler_->growth_tracker()}};
     write_file_atomically(dir / "trainer_state.json", state.dump(1));
     fault_point("checkpoint-file");
     fault_point("checkpoint-commit");
@@ -850,15 +868,21 @@ class Trainer {
       for (std::size_t i = 0; i < trainable_.size(); ++i) {
         const auto& name = trainable_names_[i];
         const auto saved = weights.tensor(name);
-        if (saved.sizes() != trainable_[i].sizes()) refuse(fmt::format("holds {} with another shape", name));
-        trainable_[i].copy_(saved);
+        const auto& target = optimized()[i];
+        if (saved.sizes() != target.sizes()) refuse(fmt::format("holds {} with another shape", name));
+        target.copy_(saved);
         if (!moments.find(name + ".exp_avg")) continue;
         auto restored = std::make_unique<AdamWState>();
         restored->step(moments.tensor(name + ".step").item<std::int64_t>());
-        restored->exp_avg(moments.tensor(name + ".exp_avg").to(trainable_[i].device()).clone());
-        restored->exp_avg_sq(moments.tensor(name + ".exp_avg_sq").to(trainable_[i].device()).clone());
-        optimizer_->state()[compat::optimizer_state_key(*optimizer_, trainable_[i])] = std::move(restored);
+        // In the dtype AdamW keeps them in (a checkpoint of another master_weights setting converts).
+        restored->exp_avg(moments.tensor(name + ".exp_avg").to(target.device(), target.scalar_type()).clone());
+        restored->exp_avg_sq(moments.tensor(name + ".exp_avg_sq").to(target.device(), target.scalar_type()).clone());
+        optimizer_->state()[compat::optimizer_state_key(*optimizer_, target)] = std::move(restored);
       }
+      copy_masters_to_model();
+      if (loss_scaler_ && state.contains("loss_scaler"))
+        loss_scaler_->restore(state["loss_scaler"].at("scale").get<double>(),
+                              state["loss_scaler"].at("growth_tracker").get<std::int64_t>());
       const auto rng = safetensors::File::open(c.path / "rng_state.safetensors");
       // Generators are handles: a copy sets the shared state.
       auto cpu_generator = at::detail::getDefaultCPUGenerator();
@@ -890,9 +914,63 @@ class Trainer {
     return step;
   }
 
+  // --- the update ---------------------------------------------------------------------------
+
+  // The tensors AdamW updates: the fp32 masters under mixed precision, else the trainable ones.
+  const std::vector<torch::Tensor>& optimized() const { return masters_.empty() ? trainable_ : masters_; }
+
+  double loss_scale() const { return loss_scaler_ ? loss_scaler_->scale() : 1.0; }
+
+  // Mixed precision: after each micro-batch's backward its low-precision gradients are added, in
+  // fp32, to the masters' and freed, so accumulation over micro-batches happens in fp32.
+  void move_gradients_to_masters() {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < masters_.size(); ++i) {
+      if (masters_[i].is_same(trainable_[i])) continue;
+      auto& grad = trainable_[i].mutable_grad();
+      if (!grad.defined()) continue;
+      auto& master_grad = masters_[i].mutable_grad();
+      if (master_grad.defined()) master_grad.add_(grad);
+      else master_grad = grad.to(torch::kFloat32);
+      grad.reset();
+    }
+  }
+
+  // Unscales (fp16), clips, steps AdamW and copies the masters into the model; returns the
+  // gradient norm before clipping. A step whose fp16 gradients overflowed is skipped, as
+  // GradScaler skips it, and the scale backs off.
+  double update(double max_grad_norm, std::int64_t step) {
+    if (loss_scaler_) {
+      std::vector<torch::Tensor> grads;
+      for (const auto& p : optimized()) grads.push_back(p.grad());
+      const double scale = loss_scaler_->scale();
+      const bool found_inf = loss_scaler_->unscale(grads);
+      loss_scaler_->update(found_inf);
+      if (found_inf) {
+        std::cerr << fmt::format("step {}: the fp16 gradients overflowed at loss scale {}; step skipped, scale now {}\n",
+                                 step, scale, loss_scaler_->scale());
+        const double norm = clip_gradients(0);
+        optimizer_->zero_grad();
+        return norm;
+      }
+    }
+    const double grad_norm = clip_gradients(max_grad_norm);
+    optimizer_->step();
+    optimizer_->zero_grad();
+    copy_masters_to_model();
+    return grad_norm;
+  }
+
+  // The model's weights are the masters rounded to the compute dtype.
+  void copy_masters_to_model() {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < masters_.size(); ++i)
+      if (!masters_[i].is_same(trainable_[i])) trainable_[i].copy_(masters_[i]);
+  }
+
   double clip_gradients(double max_norm) {
     std::vector<torch::Tensor> with_grad;
-    for (const auto& p : trainable_)
+    for (const auto& p : optimized())
       if (p.grad().defined()) with_grad.push_back(p);
     if (with_grad.empty()) return 0.0;
     if (max_norm > 0) return torch::nn::utils::clip_grad_norm_(with_grad, max_norm);
@@ -1002,6 +1080,10 @@ class Trainer {
 
   std::vector<torch::Tensor> trainable_;
   std::vector<std::string> trainable_names_;
+  // Mixed precision: one per trainable tensor, an fp32 copy (or the tensor itself when it is
+  // fp32); empty when AdamW updates the trainable tensors in place.
+  std::vector<torch::Tensor> masters_;
+  std::optional<DynamicLossScaler> loss_scaler_;  // float16 only
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   Averages window_;
   double window_loss_ = 0;
@@ -1023,6 +1105,10 @@ void check_training_recipe(const ValidatedRecipe& recipe) {
   if (model.get_string("quantization") != "none" && !lora)
     problems.push_back(model.error("quantization", "a quantized base needs LoRA adapters to train",
                                    "add a [lora] section, or set quantization = \"none\""));
+  // As GradScaler refuses to unscale fp16 gradients: unscaled, they underflow.
+  if (training.get_string("precision") == "float16" && training.get_string("master_weights") == "none" && !lora)
+    problems.push_back(training.error("master_weights", "full fine-tuning in float16 needs float32 master weights",
+                                      "set master_weights = \"float32\", or use precision = \"bfloat16\""));
   const auto reference = recipe.section("reference");
   if (reference.get_string("strategy") == "adapter-off" && !lora)
     problems.push_back(reference.error("strategy", "adapter-off needs LoRA adapters on the policy",
