@@ -124,6 +124,9 @@ TEST(MemoryPlanner, CheckpointingKeepsOnlyEachLayersInput) {
   const auto full = plan_memory(model, dpo(), st, memory_gib_budget(0));
   st.gradient_checkpointing = true;
   const auto ckpt = plan_memory(model, dpo(), st, memory_gib_budget(0));
+  for (const auto* c : {find(full, "activations (all layers)"), find(ckpt, "activations (checkpointed layer inputs)"),
+                        find(ckpt, "layer recomputed in backward")})
+    ASSERT_NE(c, nullptr) << plan_to_json(full).dump() << plan_to_json(ckpt).dump();
   const auto all = find(full, "activations (all layers)")->bytes;
   const auto inputs = find(ckpt, "activations (checkpointed layer inputs)")->bytes;
   const auto recomputed = find(ckpt, "layer recomputed in backward")->bytes;

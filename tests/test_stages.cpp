@@ -246,7 +246,7 @@ TEST(Stages, MistakesInStagesAreReportedAtTheirLines) {
             "[[stage]]\n[stage.method]\nname = \"dpo\"\n");
   EXPECT_EQ(r.exit_code, 3);
   expect_error_at(r, first + 2, 1, "[run] name belongs to the whole run");
-  expect_error_at(r, first + 6, 1, "stage 'stage-1' saves no model, and stage 'stage-2' starts from it");
+  expect_error_at(r, first + 6, 1, "[output] save_model: stage 'stage-1' saves no model, and stage 'stage-2' starts from it");
   r = check("[[stage]]\nname = \"sft\"\n[stage.method]\nname = \"sft\"\n", {"stage.stf.training.max_steps=2"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.output.find("--set:1:7: error: the recipe has no stage named 'stf'"), std::string::npos) << r.output;

@@ -382,6 +382,7 @@ int run_train(const Args& args) {
                             : "give a recipe (or --resume RUN_DIR)");
   if (resume && command_line.has("output"))
     throw UsageError("--resume writes into the run's own folder; --output does not apply");
+  if (command_line.has("gpu") && command_line.has("memory-gib")) throw UsageError("give --gpu or --memory-gib, not both");
   // A recipe of [[stage]]s, or the folder of its run, trains stage by stage (stage_commands.cpp).
   if (recipe_has_stages(resume ? fs::path(command_line.get<std::string>("resume")) / "recipe.toml"
                                : fs::path(command_line.recipe())))
@@ -428,6 +429,8 @@ int run_plan(const Args& args) {
       "device", po::value<std::string>(), "cpu: plan for this machine's RAM (the default without --gpu)")(
       "json", "Print JSON");
   if (!command_line.parse(args)) return kOk;
+  // A command-line mistake is reported before the recipe is read.
+  if (command_line.has("gpu") && command_line.has("memory-gib")) throw UsageError("give --gpu or --memory-gib, not both");
   auto loaded = load_and_validate(command_line.recipe(), command_line.sets());
   // The planner sizes the model the recipe names and the method's declared needs.
   require_training_sections(*loaded, "plan", {"method", "model"});
