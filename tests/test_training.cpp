@@ -378,13 +378,21 @@ TEST(PlanCommand, ExampleQloraDpoRecipeFitsOnItsT4) {
   EXPECT_LT(plan["peak_bytes"].get<std::int64_t>(), plan["budget"]["bytes"].get<std::int64_t>());
 }
 
-TEST(PlanCommand, GpuAutoNeedsACudaDevice) {
-  if (compat::cuda_available()) GTEST_SKIP() << "a CUDA device is visible; auto reads its free memory";
+TEST(PlanCommand, GpuAutoReadsTheCudaDeviceOrSaysThereIsNone) {
   TempDir dir;
   ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "m").string()})
                 .exit_code,
             0);
   const auto recipe = dir.write("r.toml", "[method]\nname = \"dpo\"\n[model]\npath = \"m\"\n");
+  if (compat::cuda_available()) {
+    // With a device, the budget is its free memory.
+    const auto r = testing::run_alignkit({"plan", recipe.string(), "--gpu", "auto", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto plan = nlohmann::json::parse(r.stdout_text);
+    EXPECT_EQ(plan["budget"]["name"], "cuda:0 (free)");
+    EXPECT_GT(plan["budget"]["bytes"].get<std::int64_t>(), 0);
+    return;
+  }
   const auto r = testing::run_alignkit({"plan", recipe.string(), "--gpu", "auto"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("needs a CUDA device"), std::string::npos) << r.output;
