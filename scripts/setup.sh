@@ -12,11 +12,11 @@ target=${1:-all}
 # libblas.so.3 OpenBLAS (~30x the reference BLAS on matrix products); libblas3 is the reference
 # BLAS itself, which a test preloads to check the host's warning about it. clang builds the
 # libFuzzer targets; python3-torch runs the Python reference forward the tests compare against;
-# xxhash keys the precomputed-reference cache.
+# xxhash keys the precomputed-reference cache; jemalloc is the binary's allocator.
 packages=(cmake ninja-build g++ ccache python3 python3-torch clang libclang-rt-14-dev
           libtorch-dev libboost-dev libboost-program-options-dev libboost-filesystem-dev
           libtomlplusplus-dev libfmt-dev libgtest-dev nlohmann-json3-dev
-          libopenblas0-openmp libblas3 libpcre2-dev libicu-dev zlib1g-dev libxxhash-dev)
+          libopenblas0-openmp libblas3 libjemalloc-dev libpcre2-dev libicu-dev zlib1g-dev libxxhash-dev)
 # Node.js runs Hugging Face's own tokenizer and chat-template code as the tests' oracle; a machine
 # that already has a node (e.g. from nodesource) keeps it.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

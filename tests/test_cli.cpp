@@ -31,6 +31,8 @@ TEST(Cli, VersionAndHelp) {
   auto r = run_alignkit({"--version"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find(fmt::format("plugin API {}", ALIGNKIT_PLUGIN_API_VERSION)), std::string::npos) << r.output;
+  // The allocator the build linked is the one that answers malloc (jemalloc where the build found it).
+  EXPECT_NE(r.output.find(std::string("allocator: ") + ALIGNKIT_EXPECTED_ALLOCATOR), std::string::npos) << r.output;
   EXPECT_EQ(run_alignkit({"--help"}).exit_code, 0);
   for (const char* command : {"train", "plan", "plugins"}) {
     r = run_alignkit({command, "--help"});

@@ -124,12 +124,14 @@ TEST(MemoryPlanner, CheckpointingKeepsOnlyEachLayersInput) {
   const auto full = plan_memory(model, dpo(), st, memory_gib_budget(0));
   st.gradient_checkpointing = true;
   const auto ckpt = plan_memory(model, dpo(), st, memory_gib_budget(0));
+  const char* working_set = "layer backward working set (transient)";
   for (const auto* c : {find(full, "activations (all layers)"), find(ckpt, "activations (checkpointed layer inputs)"),
-                        find(ckpt, "layer recomputed in backward")})
+                        find(full, working_set), find(ckpt, working_set)})
     ASSERT_NE(c, nullptr) << plan_to_json(full).dump() << plan_to_json(ckpt).dump();
   const auto all = find(full, "activations (all layers)")->bytes;
   const auto inputs = find(ckpt, "activations (checkpointed layer inputs)")->bytes;
-  const auto recomputed = find(ckpt, "layer recomputed in backward")->bytes;
+  // Backward recomputes one layer at a time, inside that layer's working set.
+  const auto recomputed = find(ckpt, working_set)->bytes - find(full, working_set)->bytes;
   // rows = 2 examples x 2 sequences; a checkpointed layer keeps its input, rows*T*H*b.
   EXPECT_EQ(inputs, 32ll * 4 * 512 * 4096 * 2);
   EXPECT_EQ(recomputed * 32, all);  // without checkpointing every layer keeps what one recomputes
@@ -312,6 +314,30 @@ std::string calibration_data(std::int64_t max_length, bool unpaired) {
   return out;
 }
 
+// What a CPU training run measured of itself (memory.json): the planned and measured peaks as
+// increases over the resident memory when it planned, before loading anything.
+struct MemoryCheck {
+  std::int64_t planned = 0, measured = 0;
+  std::int64_t planned_margin = 0;  // the plan's allocator margin, part of `planned`
+};
+
+// Runs `alignkit train` on `recipe_body` (the recipe less [run]) in its own process, output in
+// DIR/NAME, and reads the memory check it wrote.
+MemoryCheck train_and_measure(const testing::TempDir& dir, const std::string& name, const std::string& recipe_body,
+                              const std::vector<std::string>& env = {}) {
+  const auto recipe = dir.write(name + ".toml", fmt::format("[run]\ndevice = \"cpu\"\noutput_dir = \"{}\"\n{}",
+                                                            (dir.path() / name).string(), recipe_body));
+  const auto r = testing::run_alignkit({"train", recipe.string()}, env);
+  EXPECT_EQ(r.exit_code, 0) << name << "\n" << r.output;
+  std::ifstream in(dir.path() / name / "memory.json");
+  EXPECT_TRUE(in) << name << ": no memory.json\n" << r.output;
+  if (!in) return {};
+  const auto check = nlohmann::json::parse(in);
+  const auto before = check["resident_before_bytes"].get<std::int64_t>();
+  return {check["planned_peak_bytes"].get<std::int64_t>() - before, check["measured_peak_bytes"].get<std::int64_t>() - before,
+          check["planned_allocator_margin_bytes"].get<std::int64_t>()};
+}
+
 struct CalibrationRun {
   const char* method;
   bool lora, checkpointing;
@@ -323,11 +349,10 @@ struct CalibrationRun {
 // measures itself (memory.json: VmHWM at the end, VmRSS when it planned, before loading
 // anything); the comparison is of the increase over that resident start, which the plan takes
 // as measured rather than predicts.
-// Disabled until it passes and runs well under two minutes: measured 2026-12-03 on a loaded
-// 2-core machine, the full fine-tuning runs are within 12% but the LoRA runs 18-21% under (a
-// deficit of 10-20 MiB that a 16-token run shows too, so mostly not activations), and the six
-// runs took 8 minutes there (docs/memory-planner.md, "Calibration on CPU").
-TEST(MemoryPlanner, DISABLED_CpuPeakIsWithinFifteenPercentOfTheMeasuredIncrease) {
+// The runs use the binary's allocator as users get it: jemalloc keeping freed pages for the next
+// step, which the plan does not model (measured 0-14% over the exact peaks here; the fixed cost of
+// a training process is a planned component). About 10 s on a quiet 2-core machine.
+TEST(MemoryPlanner, CpuPeakIsWithinFifteenPercentOfTheMeasuredIncrease) {
   constexpr double kTolerance = 0.15;  // issue 7's bound for the CPU plan
   testing::TempDir dir;
   // A Llama shape whose activations, not the process's libraries, dominate the peak, and that
@@ -347,23 +372,14 @@ TEST(MemoryPlanner, DISABLED_CpuPeakIsWithinFifteenPercentOfTheMeasuredIncrease)
     const auto name = fmt::format("{}-{}-{}-T{}-b{}", run.method, run.lora ? "lora" : "full",
                                   run.checkpointing ? "ckpt" : "nockpt", run.max_length, run.batch);
     const auto data = dir.write(name + ".jsonl", calibration_data(run.max_length, unpaired));
-    const auto recipe = dir.write(
-        name + ".toml",
-        fmt::format("[run]\ndevice = \"cpu\"\noutput_dir = \"{}\"\n[method]\nname = \"{}\"\n[model]\npath = \"{}\"\n"
+    const auto [planned, measured, margin] = train_and_measure(
+        dir, name,
+        fmt::format("[method]\nname = \"{}\"\n[model]\npath = \"{}\"\n"
                     "[data]\nformat = \"jsonl\"\nkind = \"{}\"\npath = \"{}\"\n[training]\nmax_steps = 2\n"
                     "per_device_train_batch_size = {}\nmax_length = {}\nmax_prompt_length = {}\n"
                     "gradient_checkpointing = {}\n{}",
-                    (dir.path() / name).string(), run.method, model.string(), unpaired ? "unpaired" : "paired",
-                    data.string(), run.batch, run.max_length, run.max_length / 4, run.checkpointing,
-                    run.lora ? "[lora]\nr = 8\n" : ""));
-    const auto r = testing::run_alignkit({"train", recipe.string()});
-    ASSERT_EQ(r.exit_code, 0) << name << "\n" << r.output;
-    std::ifstream in(dir.path() / name / "memory.json");
-    ASSERT_TRUE(in) << name << ": no memory.json\n" << r.output;
-    const auto check = nlohmann::json::parse(in);
-    const auto before = check["resident_before_bytes"].get<std::int64_t>();
-    const auto planned = check["planned_peak_bytes"].get<std::int64_t>() - before;
-    const auto measured = check["measured_peak_bytes"].get<std::int64_t>() - before;
+                    run.method, model.string(), unpaired ? "unpaired" : "paired", data.string(), run.batch,
+                    run.max_length, run.max_length / 4, run.checkpointing, run.lora ? "[lora]\nr = 8\n" : ""));
     ASSERT_GT(measured, 0) << name;
     const double error = static_cast<double>(planned - measured) / static_cast<double>(measured);
     table += fmt::format("{:<28} planned {:7.1f} MiB  measured {:7.1f} MiB  {:+.1f}%\n", name, planned / 1048576.0,
@@ -371,6 +387,47 @@ TEST(MemoryPlanner, DISABLED_CpuPeakIsWithinFifteenPercentOfTheMeasuredIncrease)
     EXPECT_LE(std::abs(error), kTolerance) << name;
   }
   std::cerr << table;
+}
+
+// issue 8: token-chunked log-probs lower the measured peak by the amount the planner says. A
+// model whose logits dwarf everything else (vocabulary 32000, hidden 64) trains the same DPO
+// batch twice, log-probs unchunked ([training] logprob_chunk = 0: every scored position's fp32
+// logits and softmax at once) and 64 positions at a time; each process measures its own peak
+// (VmHWM) and plans its own. The measured saving must equal the planned one within 15%, the
+// planner's CPU bound (issue 7). jemalloc runs here with freed pages returned at once
+// (MALLOC_CONF decay 0), so the peaks are of the tensors the two paths allocate: by default it
+// keeps freed pages for the next step, and how much of that the unchunked path's 60 MiB logits
+// leave unused is allocator fragmentation, not log-prob memory (docs/memory-planner.md). The
+// planned saving is therefore that of the tensors, the plans' allocator margins left out.
+TEST(MemoryPlanner, ChunkedLogProbsLowerTheMeasuredPeakByThePlannedAmount) {
+  constexpr double kTolerance = 0.15;
+  testing::TempDir dir;
+  const auto model = dir.path() / "model";
+  const auto init = testing::run_alignkit({"init-model", "--preset", "tiny", "--out", model.string(), "--shape",
+                                           "vocab_size=32000"});
+  ASSERT_EQ(init.exit_code, 0) << init.output;
+  const auto data = dir.write("pairs.jsonl", calibration_data(256, false));
+  auto run = [&](int chunk) {
+    return train_and_measure(
+        dir, fmt::format("chunk-{}", chunk),
+        fmt::format("[method]\nname = \"dpo\"\n[model]\npath = \"{}\"\n[data]\nformat = \"jsonl\"\n"
+                    "kind = \"paired\"\npath = \"{}\"\n[training]\nmax_steps = 2\nper_device_train_batch_size = 2\n"
+                    "max_length = 256\nmax_prompt_length = 64\nlogprob_chunk = {}\n",
+                    model.string(), data.string(), chunk),
+        {"MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0"});
+  };
+  const auto unchunked = run(0), chunked = run(64);
+  const auto planned_saving =
+      (unchunked.planned - unchunked.planned_margin) - (chunked.planned - chunked.planned_margin);
+  const auto measured_saving = unchunked.measured - chunked.measured;
+  std::cerr << fmt::format("unchunked: planned {:.1f} MiB, measured {:.1f} MiB; chunked (64): planned {:.1f} MiB, "
+                           "measured {:.1f} MiB; saving planned {:.1f} MiB, measured {:.1f} MiB\n",
+                           unchunked.planned / 1048576.0, unchunked.measured / 1048576.0, chunked.planned / 1048576.0,
+                           chunked.measured / 1048576.0, planned_saving / 1048576.0, measured_saving / 1048576.0);
+  // The saving is most of the unchunked peak here, so a chunked path that kept its logits fails.
+  ASSERT_GT(planned_saving, unchunked.planned / 2);
+  EXPECT_NEAR(static_cast<double>(measured_saving), static_cast<double>(planned_saving),
+              kTolerance * static_cast<double>(planned_saving));
 }
 
 }  // namespace

@@ -332,9 +332,13 @@ void report_cpu_memory(const MemoryPlan& plan, const fs::path& dir) {
                            "before loading\n",
                            static_cast<double>(measured) / kGiB, static_cast<double>(plan.peak) / kGiB, 100 * error,
                            static_cast<double>(plan.budget.resident) / kGiB);
+  std::int64_t margin = 0;
+  for (const auto& c : plan.components)
+    if (c.name == kAllocatorMarginComponent) margin += c.bytes;
   const nlohmann::json check = {{"schema", "alignkit.memory-check/1"},
                                 {"device", "cpu"},
                                 {"planned_peak_bytes", plan.peak},
+                                {"planned_allocator_margin_bytes", margin},
                                 {"planned_peak_phase", phase_name(plan.peak_phase)},
                                 {"measured_peak_bytes", measured},
                                 {"resident_before_bytes", plan.budget.resident},

@@ -56,9 +56,10 @@ int main(int argc, char** argv) {
     return cli::kOk;
   }
   if (command == "--version") {
-    std::cout << fmt::format("alignkit {}\nplugin API {}\nbuilt with LibTorch {} ({}), CUDA {}\n",
+    std::cout << fmt::format("alignkit {}\nplugin API {}\nbuilt with LibTorch {} ({}), CUDA {}\nallocator: {}\n",
                              ALIGNKIT_VERSION_STRING, ALIGNKIT_PLUGIN_API_VERSION, compat::torch_version(),
-                             ALIGNKIT_BUILD_ABI, compat::cuda_available() ? "available" : "not available");
+                             ALIGNKIT_BUILD_ABI, compat::cuda_available() ? "available" : "not available",
+                             allocator_description());
     return cli::kOk;
   }
 
@@ -75,6 +76,10 @@ int main(int argc, char** argv) {
     return cli::kUsage;
   }
 
+  // Commands that compute get OpenMP workers that spin briefly, then sleep: libgomp's long default
+  // spin costs tiny models up to 60x whenever another process shares the CPUs (docs/performance.md).
+  if (command == "train" || command == "score" || command == "generate" || command == "eval" || command == "merge")
+    restart_with_bounded_openmp_spinning(argv);
   // Set up threads and the allocator before any work, and say so if matrix products will crawl.
   configure_runtime(0);
   if (auto warning = blas_warning(detect_blas()); !warning.empty()) std::cerr << warning;

@@ -339,9 +339,16 @@ const std::vector<PlanPhase> kAllPhases = {PlanPhase::weights, PlanPhase::forwar
 // The CPU process before any tensor: LibTorch, its OpenMP/BLAS runtimes, the plugins and the
 // tokenizer, as peak RSS of an alignkit train run on the tiny model (docs/memory-planner.md).
 constexpr std::int64_t kCpuProcessBaseline = 330ll * 1024 * 1024;
+// What the first training step adds to a CPU process besides tensors: LibTorch's operator code
+// paged in as each forward, backward and optimizer kernel first runs, and the BLAS and OpenMP
+// threads' buffers. Measured as the peak-RSS increase of a 2-step DPO run on a model of ~12k
+// parameters, less its planned tensors: 17.7-18.2 MiB with 1 and 2 threads (docs/memory-planner.md).
+constexpr std::int64_t kCpuTrainingRuntime = 18ll * 1024 * 1024;
 // The CUDA context, cuBLAS workspace and kernels: the upper end of the 0.3-0.45 GiB reported.
 constexpr std::int64_t kCudaContext = 450ll * 1024 * 1024;
-// The caching allocator reserves more than is allocated; the plan adds this share of the peak.
+// Allocators hold more than is allocated: CUDA's caching allocator reserves, and on CPU jemalloc
+// keeps freed pages for the next step (where a training step's speed comes from). Neither's
+// fragmentation follows a formula; the plan adds this share of the tensors' peak.
 constexpr double kAllocatorMargin = 0.10;
 
 struct Builder {
@@ -431,8 +438,6 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
   if (st.gradient_checkpointing) {
     out.add("activations (checkpointed layer inputs)", s.L * tokens * s.H * b, PlanPhase::forward,
             fmt::format("L*rows*T*H*b = {}*{}*{}*{}*{}", s.L, rows, T, s.H, b), {PlanPhase::forward, PlanPhase::backward});
-    out.add("layer recomputed in backward", per_layer, PlanPhase::backward,
-            fmt::format("one layer's activations, rows = {}, T = {}", rows, T), {PlanPhase::backward});
   } else {
     out.add("activations (all layers)", s.L * per_layer, PlanPhase::forward,
             fmt::format("L * per-layer({} rows x {} tokens) = {} * {}", rows, T, s.L, per_layer),
@@ -453,14 +458,23 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
   out.add("logits forward (transient)", logits_forward_bytes(s, chunk), PlanPhase::forward,
           fmt::format("C*V*8 (fp32 logits + logsumexp temp), C = {}{}", chunk, st.logprob_chunk > 0 ? "" : " (unchunked: all positions)"),
           {PlanPhase::forward}, true);
+  // A trained head's gradient: an fp32 accumulator, each chunk's g^T h in b and its fp32 upcast
+  // (none in fp32); the final cast to b outlives only the accumulator.
   std::int64_t head_grad = 0;
-  if (!st.lora) head_grad = s.V * s.H * (4 + b + upcast(b) + b);
+  if (!st.lora) head_grad = s.V * s.H * (4 + b + upcast(b));
   out.add("logits backward (transient)", logits_backward_bytes(s, chunk, b) + tokens * s.H * b + head_grad,
           PlanPhase::backward,
-          fmt::format("C*V*(8+b') + rows*T*H*b (grad of states){}", st.lora ? "" : " + V*H*(4+b+4'+b) (fp32 head grad)"),
+          fmt::format("C*V*(8+b') + rows*T*H*b (grad of states){}", st.lora ? "" : " + V*H*(4+b+4') (fp32 head grad)"),
           {PlanPhase::backward}, true);
-  out.add("layer backward working set (transient)", layer_backward_bytes(s, st, rows), PlanPhase::backward,
-          "max(rows*heads*T^2*12, 3*rows*T*I*b) + 2*rows*T*H*b", {PlanPhase::backward}, true);
+  // Backward runs the logits' backward first, then one layer at a time; with checkpointing that
+  // layer's activations are recomputed for its backward and freed after it, so they belong to
+  // the layer's working set, not beside the logits' transient.
+  out.add("layer backward working set (transient)",
+          layer_backward_bytes(s, st, rows) + (st.gradient_checkpointing ? per_layer : 0), PlanPhase::backward,
+          st.gradient_checkpointing
+              ? fmt::format("max(rows*heads*T^2*12, 3*rows*T*I*b) + 2*rows*T*H*b + one recomputed layer ({} B)", per_layer)
+              : std::string("max(rows*heads*T^2*12, 3*rows*T*I*b) + 2*rows*T*H*b"),
+          {PlanPhase::backward}, true);
 
   // Forwards without gradients while the policy's activations are held.
   if (reference == PlanReference::copy || reference == PlanReference::adapter_off) {
@@ -510,9 +524,13 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
     else
       out.add("process before loading (LibTorch, plugins)", kCpuProcessBaseline, PlanPhase::runtime,
               "typical resident memory of alignkit with its plugins loaded", kAllPhases);
+    out.add("training runtime (operator code, BLAS/OpenMP buffers)", kCpuTrainingRuntime, PlanPhase::runtime,
+            "18 MiB, measured on a model of ~12k parameters", kAllPhases);
+    out.add(std::string(kAllocatorMarginComponent), static_cast<std::int64_t>(static_cast<double>(peak) * kAllocatorMargin),
+            PlanPhase::runtime, "10% of the planned peak (jemalloc keeps freed pages: measured 5-21% more)", kAllPhases);
   } else {
     out.add("CUDA context", kCudaContext, PlanPhase::runtime, "0.45 GiB (reported 0.3-0.45 GiB per process)", kAllPhases);
-    out.add("allocator margin", static_cast<std::int64_t>(static_cast<double>(peak) * kAllocatorMargin),
+    out.add(std::string(kAllocatorMarginComponent), static_cast<std::int64_t>(static_cast<double>(peak) * kAllocatorMargin),
             PlanPhase::runtime, "10% of the planned peak (reserved exceeds allocated by 0-50%)", kAllPhases);
   }
   std::int64_t runtime = 0;

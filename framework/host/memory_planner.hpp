@@ -100,6 +100,10 @@ struct PlanSuggestion {
   bool fits = false;
 };
 
+// The name of the component that stands for allocator overhead (both devices), so readers of a
+// plan (memory.json, tests) can tell the tensors' peak from the margin.
+inline constexpr std::string_view kAllocatorMarginComponent = "allocator margin";
+
 struct MemoryPlan {
   ModelDescription model;
   LossRequirements requirements;

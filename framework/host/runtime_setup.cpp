@@ -3,6 +3,9 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <filesystem>
 
@@ -54,18 +57,42 @@ int available_cpus() {
   return 1;
 }
 
+std::string allocator_description() {
+  // jemalloc, when linked into the binary, answers malloc for the whole process, LibTorch included.
+  using Mallctl = int (*)(const char*, void*, std::size_t*, void*, std::size_t);
+  if (auto* mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"))) {
+    const char* version = nullptr;
+    std::size_t size = sizeof(version);
+    if (mallctl("version", &version, &size, nullptr, 0) == 0 && version) return fmt::format("jemalloc {}", version);
+    return "jemalloc";
+  }
+  return "glibc malloc";
+}
+
 int configure_runtime(int threads) {
-  // Blocks of 256 KiB and more (every activation of a real model) are mapped afresh and returned
-  // on free, at a fixed threshold (mallopt turns glibc's adaptive one off). Served from the heap
-  // instead (the 32 MiB threshold this replaced), a layer's large transients were split by the
-  // small tensors kept after them, and each layer grew the heap by about their size: peak RSS was
-  // up to twice the live tensors (docs/memory-planner.md, "Calibration on CPU"). Small blocks
-  // still come from the heap, which is kept between steps instead of trimmed.
-  mallopt(M_MMAP_THRESHOLD, 256 << 10);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);  // keep up to 1 GiB of freed heap instead of trimming it
+  if (allocator_description().starts_with("glibc")) {
+    // Without jemalloc (a build that did not find it): blocks of 256 KiB and more (every
+    // activation of a real model) are mapped afresh and returned on free, at a fixed threshold
+    // (mallopt turns glibc's adaptive one off). Served from the heap instead, a layer's large
+    // transients were split by the small tensors kept after them, and each layer grew the heap by
+    // about their size: peak RSS was up to twice the live tensors (docs/memory-planner.md,
+    // "Calibration on CPU"). The price is a page fault for every page of every activation, every
+    // step (docs/performance.md), which jemalloc avoids.
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);  // keep up to 1 GiB of freed heap instead of trimming it
+  }
   const int n = threads > 0 ? threads : available_cpus();
   at::set_num_threads(n);  // Debian's LibTorch defaults to one intra-op thread
   return n;
+}
+
+void restart_with_bounded_openmp_spinning(char** argv) {
+  // The user's own choice (either variable) stands; once set, the restarted process sees it and
+  // goes on, so this restarts at most once.
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  if (setenv("GOMP_SPINCOUNT", kOpenMpSpinCount, 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  // No /proc (or no exec rights): run on with libgomp's default spinning, as before.
 }
 
 }  // namespace alignkit
