@@ -516,7 +516,8 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
     if (resident + transient > peak) peak = resident + transient, plan.peak_phase = phase;
   }
 
-  // The runtime: a CPU process's baseline, or a CUDA context and the allocator's margin.
+  // The runtime: a CPU process's baseline and training runtime, or a CUDA context; then the
+  // allocator's margin on either.
   if (budget.device == PlanDevice::cpu) {
     if (budget.resident > 0)
       out.add("process before loading (LibTorch, plugins)", budget.resident, PlanPhase::runtime,
@@ -526,13 +527,14 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
               "typical resident memory of alignkit with its plugins loaded", kAllPhases);
     out.add("training runtime (operator code, BLAS/OpenMP buffers)", kCpuTrainingRuntime, PlanPhase::runtime,
             "18 MiB, measured on a model of ~12k parameters", kAllPhases);
-    out.add(std::string(kAllocatorMarginComponent), static_cast<std::int64_t>(static_cast<double>(peak) * kAllocatorMargin),
-            PlanPhase::runtime, "10% of the planned peak (jemalloc keeps freed pages: measured 5-21% more)", kAllPhases);
   } else {
     out.add("CUDA context", kCudaContext, PlanPhase::runtime, "0.45 GiB (reported 0.3-0.45 GiB per process)", kAllPhases);
-    out.add(std::string(kAllocatorMarginComponent), static_cast<std::int64_t>(static_cast<double>(peak) * kAllocatorMargin),
-            PlanPhase::runtime, "10% of the planned peak (reserved exceeds allocated by 0-50%)", kAllPhases);
   }
+  out.add(std::string(kAllocatorMarginComponent), static_cast<std::int64_t>(static_cast<double>(peak) * kAllocatorMargin),
+          PlanPhase::runtime,
+          budget.device == PlanDevice::cpu ? "10% of the planned peak (jemalloc keeps freed pages: measured 5-21% more)"
+                                           : "10% of the planned peak (reserved exceeds allocated by 0-50%)",
+          kAllPhases);
   std::int64_t runtime = 0;
   for (const auto& c : out.components)
     if (c.phase == PlanPhase::runtime) runtime += c.bytes;

@@ -57,20 +57,26 @@ int available_cpus() {
   return 1;
 }
 
+namespace {
+
+// jemalloc's control entry point, present only where jemalloc is loaded; linked into the binary,
+// jemalloc answers malloc for the whole process, LibTorch included.
+using Mallctl = int (*)(const char*, void*, std::size_t*, void*, std::size_t);
+Mallctl jemalloc_mallctl() { return reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl")); }
+
+}  // namespace
+
 std::string allocator_description() {
-  // jemalloc, when linked into the binary, answers malloc for the whole process, LibTorch included.
-  using Mallctl = int (*)(const char*, void*, std::size_t*, void*, std::size_t);
-  if (auto* mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"))) {
-    const char* version = nullptr;
-    std::size_t size = sizeof(version);
-    if (mallctl("version", &version, &size, nullptr, 0) == 0 && version) return fmt::format("jemalloc {}", version);
-    return "jemalloc";
-  }
-  return "glibc malloc";
+  const auto mallctl = jemalloc_mallctl();
+  if (!mallctl) return "glibc malloc";
+  const char* version = nullptr;
+  std::size_t size = sizeof(version);
+  if (mallctl("version", &version, &size, nullptr, 0) == 0 && version) return fmt::format("jemalloc {}", version);
+  return "jemalloc";
 }
 
 int configure_runtime(int threads) {
-  if (allocator_description().starts_with("glibc")) {
+  if (!jemalloc_mallctl()) {
     // Without jemalloc (a build that did not find it): blocks of 256 KiB and more (every
     // activation of a real model) are mapped afresh and returned on free, at a fixed threshold
     // (mallopt turns glibc's adaptive one off). Served from the heap instead, a layer's large

@@ -33,7 +33,7 @@ std::string allocator_description();
 // default, 300000, keeps a tiny model's thousands of small parallel regions cheap on a quiet
 // machine but makes each wait for a descheduled worker when other processes share the CPUs (a
 // 60x slowdown measured); passive waiting (0) costs 25% quiet. 10000 matched the default quiet
-// and passive waiting under load (docs/performance.md, "Threads").
+// and passive waiting under load (docs/performance.md, "What changed the numbers").
 inline constexpr const char* kOpenMpSpinCount = "10000";
 
 // Restarts the process (execv of /proc/self/exe with the same arguments) with GOMP_SPINCOUNT set
