@@ -8,7 +8,6 @@
 // ITERATIONS seconds for a forward + backward of score_completions (logps summed, as DPO), padded
 // and packed, and for a forward of the packed row through hidden_states (segment loop) and
 // through hidden_states_cached (the same rule as one [T, T] mask).
-#include <chrono>
 #include <iostream>
 #include <random>
 
@@ -19,25 +18,10 @@
 #include <alignkit/logprobs.hpp>
 
 #include "cli/model_loading.hpp"
+#include "best_seconds.hpp"
 #include "host/runtime_setup.hpp"
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-template <typename F>
-double best_seconds(int iterations, F&& run) {
-  run();  // warm-up: allocations, gradient buffers
-  double best = 1e30;
-  for (int i = 0; i < iterations; ++i) {
-    const auto start = Clock::now();
-    run();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  return best;
-}
-
-}  // namespace
+using alignkit::bench::best_seconds;
 
 int main(int argc, char** argv) {
   if (argc < 2) {

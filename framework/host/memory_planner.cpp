@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <alignkit/attention.hpp>
 #include <alignkit/quantization.hpp>
 
 #include "recipe_validator.hpp"
@@ -82,11 +83,23 @@ std::int64_t model_weight_bytes(const ModelDescription& m, BaseQuantization q, s
   return unquantized_parameters(m, s) * b + s.L * per_layer;
 }
 
-// ---- Activations (eager attention, plugins/models/hf/decoder.cpp) ----------------------------
+// ---- Activations (plugins/models/hf/decoder.cpp) ---------------------------------------------
 //
 // What autograd keeps of one decoder layer until backward, tensor by tensor (docs/memory-planner.md
 // derives each from the op that saves it). N = rows*T tokens, b = compute dtype bytes, S =
 // rows*heads*T^2 attention scores, b' = b when b != 4, else 0.
+
+// Whether the decoder's attention is the fused kernel (sdk/attention.cpp) for a forward in
+// `precision` on the plan's device, by the same rule the decoder applies; else eager.
+bool attention_is_fused(const PlanSettings& st, const Shape& s, Precision precision) {
+  const auto dtype = precision == Precision::fp32 ? torch::kFloat32 : precision == Precision::bf16 ? torch::kBFloat16 : torch::kHalf;
+  return st.device == PlanDevice::cpu && fused_attention_supports(dtype, torch::kCPU, s.d);
+}
+
+// The fused kernel's transposed key block per key/value head: [head_dim, Sp] fp32, Sp = T rounded
+// up to 16 plus 64 (attention.cpp shape_of); one for the keys in forward, keys and values per
+// working thread in backward.
+std::int64_t fused_key_block_bytes(const Shape& s, std::int64_t T) { return s.d * ((T + 15) / 16 * 16 + 64) * 4; }
 
 // Whether a projection of the layer (by module name) gets a gradient path through its input:
 // trained in place (full fine-tuning) or adapted (LoRA).
@@ -103,11 +116,16 @@ std::int64_t layer_activation_bytes(const Shape& s, const PlanSettings& st, std:
   // Each RMSNorm's fp32 input (x.to(float32), saved by pow and mul; in fp32 it is x itself), and
   // under full fine-tuning the normalised value, saved by the product with the trained weight.
   std::int64_t bytes = 2 * N * s.H * 4 + (st.lora ? 0 : 2 * N * s.H * b);
-  // q and k after rope and v repeated to every head, as the two bmm calls save them (a contiguous
-  // copy of each non-contiguous operand, N*q elements whatever kv_heads is).
-  bytes += 3 * N * s.q * b;
-  // softmax's fp32 output (saved by its backward) and its cast to b (saved by probs @ v).
-  bytes += S * (4 + upcast(b));
+  if (attention_is_fused(st, s, st.precision)) {
+    // The fused kernel saves q and k after rope, v, and each query row's fp32 log-sum-exp.
+    bytes += N * (s.q + 2 * s.kv) * b + rows * s.nh * T * 4;
+  } else {
+    // q and k after rope and v repeated to every head, as the two bmm calls save them (a
+    // contiguous copy of each non-contiguous operand, N*q elements whatever kv_heads is).
+    bytes += 3 * N * s.q * b;
+    // softmax's fp32 output (saved by its backward) and its cast to b (saved by probs @ v).
+    bytes += S * (4 + upcast(b));
+  }
   // SwiGLU: gate (silu's input), silu(gate) and up (the product's operands).
   bytes += 3 * N * s.I * b;
   // A projection's input is kept by the projection's own backward (full fine-tuning), or by an
@@ -137,10 +155,12 @@ std::int64_t layer_activation_bytes(const Shape& s, const PlanSettings& st, std:
   return bytes;
 }
 
-// Transient of the attention statement beyond what it keeps: matmul, scaled and masked scores
-// alive together (3b), or at the softmax the masked scores plus their fp32 upcast (b + 4).
+// Transient of the attention statement beyond what it keeps. Eager: matmul, scaled and masked
+// scores alive together (3b), or at the softmax the masked scores plus their fp32 upcast (b + 4).
+// Fused: the transposed key blocks of every key/value head.
 std::int64_t attention_transient_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows) {
   const std::int64_t b = dtype_bytes(st.precision), T = st.max_length;
+  if (attention_is_fused(st, s, st.precision)) return rows * s.nkv * fused_key_block_bytes(s, T);
   return rows * s.nh * T * T * std::max(3 * b, b + upcast(b));
 }
 
@@ -148,17 +168,26 @@ std::int64_t attention_transient_bytes(const Shape& s, const PlanSettings& st, s
 // probabilities and the softmax backward's fp32 output (8 bytes per score; the b-byte casts on
 // either side die before the next one is made), or the MLP's three [N, I] input gradients,
 // next to the layer's in/out gradients (2*N*H*b).
+// Fused attention's backward instead holds dq, dk and dv (fp32, as the inputs) and its two
+// key blocks per thread, which the planner takes as two per key/value head (rows*kv_heads).
 std::int64_t layer_backward_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows) {
   const std::int64_t b = dtype_bytes(st.precision), T = st.max_length, tokens = rows * T;
-  return std::max(rows * s.nh * T * T * 8, 3 * tokens * s.I * b) + 2 * tokens * s.H * b;
+  const std::int64_t attention = attention_is_fused(st, s, st.precision)
+                                     ? tokens * (s.q + 2 * s.kv) * b + 2 * rows * s.nkv * fused_key_block_bytes(s, T)
+                                     : rows * s.nh * T * T * 8;
+  return std::max(attention, 3 * tokens * s.I * b) + 2 * tokens * s.H * b;
 }
 
 // A forward without gradients (a reference model, KTO's KL completions): nothing is kept, the
 // peak is one layer's statement temporaries: x, residual and output (3 * tokens*H*b) plus the
 // larger of the attention scores (3 tensors) and the MLP's four [tokens, I] temporaries.
+// With fused attention, its key blocks and its output replace the scores.
 std::int64_t no_grad_forward_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows, std::int64_t b) {
   const std::int64_t T = st.max_length, tokens = rows * T;
-  const std::int64_t scores = rows * s.nh * T * T * std::max(3 * b, b + upcast(b) + 4);
+  const Precision precision = b == 4 ? Precision::fp32 : st.precision;
+  const std::int64_t scores = attention_is_fused(st, s, precision)
+                                  ? rows * s.nkv * fused_key_block_bytes(s, T) + tokens * s.q * b
+                                  : rows * s.nh * T * T * std::max(3 * b, b + upcast(b) + 4);
   const std::int64_t qkv = tokens * (s.q + 2 * s.kv) * b * 2;
   return 3 * tokens * s.H * b + std::max(scores + qkv, 4 * tokens * s.I * b);
 }
@@ -430,10 +459,12 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
 
   // Activations kept for backward.
   const std::int64_t per_layer = layer_activation_bytes(s, st, rows);
-  // Outside the layers: the additive mask [rows, 1, T, T] and the rope tables (cos, sin), the
-  // final norm (its fp32 input, the normalised value when its weight trains, the hidden states
-  // that masked_select keeps) and the scored states token_logprobs saves.
-  const std::int64_t shared = rows * T * T * b + 2 * tokens * s.d * b + tokens * s.H * 4 +
+  // Outside the layers: eager attention's additive mask [rows, 1, T, T] (the fused kernel reads
+  // the 0/1 mask itself) and the rope tables (cos, sin), the final norm (its fp32 input, the
+  // normalised value when its weight trains, the hidden states that masked_select keeps) and the
+  // scored states token_logprobs saves.
+  const bool fused = attention_is_fused(st, s, st.precision);
+  const std::int64_t shared = (fused ? 0 : rows * T * T * b) + 2 * tokens * s.d * b + tokens * s.H * 4 +
                               (st.lora ? 0 : tokens * s.H * b) + 2 * tokens * s.H * b;
   if (st.gradient_checkpointing) {
     out.add("activations (checkpointed layer inputs)", s.L * tokens * s.H * b, PlanPhase::forward,
@@ -443,16 +474,22 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
             fmt::format("L * per-layer({} rows x {} tokens) = {} * {}", rows, T, s.L, per_layer),
             {PlanPhase::forward, PlanPhase::backward});
   }
-  out.add("mask, rope, embeddings, final norm, scored states", shared, PlanPhase::forward,
-          st.lora ? "rows*T*(T*b + 2*d*b + H*4 + 2*H*b)" : "rows*T*(T*b + 2*d*b + H*4 + 3*H*b)",
+  out.add(fused ? "rope, embeddings, final norm, scored states" : "mask, rope, embeddings, final norm, scored states",
+          shared, PlanPhase::forward,
+          fmt::format("rows*T*({}2*d*b + H*4 + {}*H*b)", fused ? "" : "T*b + ", st.lora ? 2 : 3),
           {PlanPhase::forward, PlanPhase::backward});
   // One chunk holding every scored position keeps its fp32 softmax until backward (logprobs.cpp).
   if (chunk >= tokens)
     out.add("log-prob softmax (single chunk)", chunk * s.V * 4, PlanPhase::forward,
             fmt::format("C*V*4, C = {} positions in one chunk", chunk), {PlanPhase::forward, PlanPhase::backward});
-  out.add("attention scores (transient)", attention_transient_bytes(s, st, rows), PlanPhase::forward,
-          fmt::format("rows*heads*T^2*max(3b, b+4') = {}*{}*{}^2*{}", rows, s.nh, T, std::max(3 * b, b + upcast(b))),
-          {PlanPhase::forward}, true);
+  if (fused)
+    out.add("fused attention key blocks (transient)", attention_transient_bytes(s, st, rows), PlanPhase::forward,
+            fmt::format("rows*kv_heads*head_dim*(T up to 16 + 64)*4 = {}*{}*{}*{}*4", rows, s.nkv, s.d, (T + 15) / 16 * 16 + 64),
+            {PlanPhase::forward}, true);
+  else
+    out.add("attention scores (transient)", attention_transient_bytes(s, st, rows), PlanPhase::forward,
+            fmt::format("rows*heads*T^2*max(3b, b+4') = {}*{}*{}^2*{}", rows, s.nh, T, std::max(3 * b, b + upcast(b))),
+            {PlanPhase::forward}, true);
 
   // Logits: the largest activation of a causal LM, credited for chunking.
   out.add("logits forward (transient)", logits_forward_bytes(s, chunk), PlanPhase::forward,
@@ -471,9 +508,9 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
   // the layer's working set, not beside the logits' transient.
   out.add("layer backward working set (transient)",
           layer_backward_bytes(s, st, rows) + (st.gradient_checkpointing ? per_layer : 0), PlanPhase::backward,
-          st.gradient_checkpointing
-              ? fmt::format("max(rows*heads*T^2*12, 3*rows*T*I*b) + 2*rows*T*H*b + one recomputed layer ({} B)", per_layer)
-              : std::string("max(rows*heads*T^2*12, 3*rows*T*I*b) + 2*rows*T*H*b"),
+          fmt::format("max({}, 3*rows*T*I*b) + 2*rows*T*H*b{}",
+                      fused ? "rows*T*(q+2kv)*b + 2 key blocks per kv head" : "rows*heads*T^2*8",
+                      st.gradient_checkpointing ? fmt::format(" + one recomputed layer ({} B)", per_layer) : ""),
           {PlanPhase::backward}, true);
 
   // Forwards without gradients while the policy's activations are held.

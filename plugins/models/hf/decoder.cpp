@@ -140,9 +140,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     k = keys.slice(2, 0, past + t);
     v = values.slice(2, 0, past + t);
   }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  // The fused kernel writes [B, T, H, D] memory, so this reshape is a view.
+  if (layout.fused) return o_proj(causal_attention(q, k, v, *layout.fused, scale).transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
   k = repeat_kv(k, heads_ / kv_heads_);
   v = repeat_kv(v, heads_ / kv_heads_);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   auto attend = [&](const torch::Tensor& qs, const torch::Tensor& ks, const torch::Tensor& vs,
                     const torch::Tensor& mask) {
     auto probs = torch::softmax(torch::matmul(qs, ks.transpose(2, 3)) * scale + mask, -1, torch::kFloat32);
@@ -200,6 +202,8 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const to
 
   AttentionLayout layout;
   if (!cache && attention_mask.defined()) layout.segments = segments_of(attention_mask);
+  if (!cache && fused_attention_supports(dtype, device, config_.head_dim))
+    layout.fused = CausalMask{attention_mask, config_.sliding_window};
   auto positions = position_ids.defined() ? position_ids
                    : layout.segments.empty()
                        ? torch::arange(past, past + t, int64).unsqueeze(0).expand({b, t})
@@ -225,7 +229,9 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const to
   auto additive = [&](const torch::Tensor& visible, torch::IntArrayRef sizes) {
     return torch::zeros(sizes, torch::dtype(dtype).device(device)).masked_fill(visible.logical_not(), lowest);
   };
-  if (layout.segments.empty()) {
+  if (layout.fused) {
+    // The kernel reads the mask itself.
+  } else if (layout.segments.empty()) {
     // Additive [B, 1, T, past + T]; indices are cache slots.
     auto visible = causal(past, past + t).view({1, 1, t, past + t});
     if (attention_mask.defined()) {

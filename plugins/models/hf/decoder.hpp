@@ -2,8 +2,9 @@
 //
 // Submodules are registered under Hugging Face's names, so named_parameters() yields
 // "model.layers.0.self_attn.q_proj.weight" and weights load by name with no mapping table.
-// Architectures differ only through ModelConfig's flags; attention is the eager formulation of
-// transformers (fp32 softmax, additive mask at the dtype's lowest value).
+// Architectures differ only through ModelConfig's flags; attention computes transformers' eager
+// formulation (fp32 softmax, additive mask at the dtype's lowest value), through the fused
+// causal_attention where it applies (alignkit/attention.hpp).
 #pragma once
 
 #include <vector>
@@ -13,6 +14,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
+#include <alignkit/attention.hpp>
 #include <alignkit/lora.hpp>
 #include <alignkit/model_loader.hpp>
 
@@ -36,13 +38,16 @@ struct Segment {
   std::int64_t row, start, length;
 };
 
-// Which keys each query sees, decided once per forward and shared by the layers: an additive
-// mask over whole rows, or, for packed rows, the segments, each attended on its own so a packed
-// row pays sum(length^2) rather than T^2 (positions outside every segment get a zero output).
+// Which keys each query sees, decided once per forward and shared by the layers. Where the fused
+// attention applies (alignkit/attention.hpp: fp32 on the CPU, no cache), the mask as given; in
+// eager attention an additive mask over whole rows, or, for packed rows, the segments, each
+// attended on its own so a packed row pays sum(length^2) rather than T^2 (positions outside
+// every segment get a zero output).
 struct AttentionLayout {
-  torch::Tensor mask;             // additive [B, 1, T, past + T]; undefined when packed
-  std::vector<Segment> segments;  // packed rows only
-  torch::Tensor causal;           // packed rows only: additive [L, L] for the longest segment
+  std::optional<CausalMask> fused;  // the fused attention's mask; eager attention when empty
+  torch::Tensor mask;               // eager: additive [B, 1, T, past + T]; undefined when packed
+  std::vector<Segment> segments;    // eager, packed rows only
+  torch::Tensor causal;             // eager, packed rows only: additive [L, L] for the longest segment
 };
 
 class AttentionImpl : public torch::nn::Module {
