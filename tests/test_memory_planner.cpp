@@ -112,7 +112,63 @@ TEST(MemoryPlanner, QuantizedPolicyWeightsEqualTheLoadedModelsBytes) {
     st.quantization = q;
     const auto plan = plan_memory(hf.loader->describe(kLlama), dpo(), st, memory_gib_budget(0));
     EXPECT_EQ(find(plan, "policy weights")->bytes, loaded) << static_cast<int>(q);
+    // A quantized `copy` reference ([reference] quantization) is the same load.
+    PlanSettings copy;
+    copy.reference = PlanReference::copy;
+    copy.reference_quantization = q;
+    const auto with_copy = plan_memory(hf.loader->describe(kLlama), dpo(), copy, memory_gib_budget(0));
+    EXPECT_EQ(find(with_copy, "reference weights (copy)")->bytes, loaded) << static_cast<int>(q);
   }
+}
+
+LossRequirements ppo() {
+  LossRequirements r;
+  r.reference_model = true;
+  r.examples = ExampleLayout::prompt_only;
+  r.generation = true;
+  r.generation_tokens = 128;
+  r.reward_model = true;
+  r.value_model = true;
+  return r;
+}
+
+TEST(MemoryPlanner, OnlineModelsArePricedByTheirOwnShapesOrAsAdaptersOnTheBase) {
+  testing::HfLoader hf;
+  const auto policy = hf.loader->describe(kLlama);
+  const auto reward = hf.loader->describe(testing::source_dir() / "tests/fixtures/oracle/llama_seqcls");
+  PlanSettings st;
+  st.lora = true;
+  st.lora_r = 8;
+  st.quantization = BaseQuantization::nf4;
+  st.reference = PlanReference::adapter_off;
+  st.reward_model.model = reward;
+  st.reward_model.quantization = BaseQuantization::nf4;
+  st.value_model = st.reward_model;
+  const auto own = plan_memory(policy, ppo(), st, memory_gib_budget(0));
+  // Each own model is a quantized load of its configuration, as the policy is.
+  PlanSettings as_policy;
+  as_policy.lora = true;
+  as_policy.quantization = BaseQuantization::nf4;
+  const auto reward_alone = plan_memory(reward, dpo(), as_policy, memory_gib_budget(0));
+  EXPECT_EQ(find(own, "reward model weights")->bytes, find(reward_alone, "policy weights")->bytes);
+  EXPECT_EQ(find(own, "value model weights")->bytes, find(reward_alone, "policy weights")->bytes);
+  // The value model trains through an adapter and a one-output head, fp32, with gradients and moments.
+  const auto adapter = lora_trainable_parameters(reward, 8, st.lora_targets) + reward.hidden_size;
+  EXPECT_EQ(find(own, "value adapter and head")->bytes, adapter * 4);
+  EXPECT_EQ(find(own, "value gradients")->bytes, adapter * 4);
+  EXPECT_EQ(find(own, "value AdamW moments")->bytes, 2 * adapter * 4);
+  ASSERT_NE(find(own, "KV cache"), nullptr);
+  ASSERT_NE(find(own, "rollout buffers"), nullptr);
+
+  // Shared base: no second model's weights, an adapter and head each on the policy's shapes.
+  st.reward_model.share_base = st.value_model.share_base = true;
+  const auto shared = plan_memory(policy, ppo(), st, memory_gib_budget(0));
+  EXPECT_EQ(find(shared, "reward model weights"), nullptr);
+  EXPECT_EQ(find(shared, "value model weights"), nullptr);
+  const auto on_base = lora_trainable_parameters(policy, 8, st.lora_targets) + policy.hidden_size;
+  EXPECT_EQ(find(shared, "reward adapter and head")->bytes, on_base * 4);
+  EXPECT_EQ(find(shared, "value adapter and head")->bytes, on_base * 4);
+  EXPECT_LT(shared.peak, own.peak);
 }
 
 TEST(MemoryPlanner, CheckpointingKeepsOnlyEachLayersInput) {

@@ -32,6 +32,10 @@ struct RefusalCase {
 
 void PrintTo(const RefusalCase& c, std::ostream* out) { *out << c.fixture; }
 
+// The wrong_api fixture declares the host's version + 1.
+#define ALIGNKIT_STRINGIFY(x) #x
+#define ALIGNKIT_VERSION_TEXT(x) ALIGNKIT_STRINGIFY(x)
+
 class PluginRefusal : public ::testing::TestWithParam<RefusalCase> {};
 
 TEST_P(PluginRefusal, IsReportedWithPathAndReasonWhileOthersLoad) {
@@ -52,7 +56,7 @@ TEST_P(PluginRefusal, IsReportedWithPathAndReasonWhileOthersLoad) {
 INSTANTIATE_TEST_SUITE_P(
     EachReason, PluginRefusal,
     ::testing::Values(
-        RefusalCase{"wrong_api", "built for plugin API version 3, this host speaks version 2"},
+        RefusalCase{"wrong_api", "this host speaks version " ALIGNKIT_VERSION_TEXT(ALIGNKIT_PLUGIN_API_VERSION)},
         RefusalCase{"wrong_abi", "built for 'libstdc++-cxx11 torch-9.9'"},
         RefusalCase{"bad_magic", "bad magic number"},
         RefusalCase{"null_info", "returned no metadata"},

@@ -378,6 +378,55 @@ TEST(PlanCommand, ExampleQloraDpoRecipeFitsOnItsT4) {
   EXPECT_LT(plan["peak_bytes"].get<std::int64_t>(), plan["budget"]["bytes"].get<std::int64_t>());
 }
 
+TEST(PlanCommand, ExamplePpoRecipesGetTheirVerdictsOnTheirT4) {
+  // Four NF4 7B models of their own do not fit a T4 before any activation.
+  auto r = testing::run_alignkit({"plan", (testing::source_dir() / "recipes/examples/ppo-7b-qlora-t4.toml").string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto plan = nlohmann::json::parse(r.stdout_text);
+  EXPECT_FALSE(plan["fits"].get<bool>());
+  std::map<std::string, std::int64_t> bytes;
+  for (const auto& c : plan["components"]) bytes[c["name"]] = c["bytes"];
+  const std::int64_t four_models = bytes.at("policy weights") + bytes.at("reference weights (copy)") +
+                                   bytes.at("reward model weights") + bytes.at("value model weights");
+  EXPECT_GT(four_models, plan["budget"]["bytes"].get<std::int64_t>());
+  EXPECT_EQ(bytes.at("reference weights (copy)"), bytes.at("policy weights"));  // its own NF4 7B
+  EXPECT_EQ(bytes.at("value model weights"), bytes.at("reward model weights"));  // both from the reward config
+  EXPECT_GT(bytes.at("KV cache"), 0);
+  // Sharing the base is among the changes offered.
+  bool share_offered = false;
+  for (const auto& s : plan["suggestions"]) share_offered |= s["change"].get<std::string>().find("share_base") != std::string::npos;
+  EXPECT_TRUE(share_offered) << plan["suggestions"].dump(2);
+
+  // One NF4 base with three adapters and the adapter-off reference fits, with its breakdown.
+  r = testing::run_alignkit({"plan", (testing::source_dir() / "recipes/examples/ppo-7b-qlora-t4-shared-base.toml").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("reward adapter and head"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("value adapter and head"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("reward model weights"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("verdict: fits"), std::string::npos) << r.output;
+}
+
+TEST(PlanCommand, OnlineMethodNamesTheModelItLacks) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "m").string()})
+                .exit_code,
+            0);
+  auto r = testing::run_alignkit(
+      {"plan", dir.write("r.toml", "[method]\nname = \"ppo\"\n[model]\npath = \"m\"\n").string(), "--gpu", "t4"});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("r.toml:2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'ppo' needs a reward model"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[reward_model]"), std::string::npos) << r.output;
+  r = testing::run_alignkit({"plan",
+                             dir.write("s.toml", "[method]\nname = \"ppo\"\n[model]\npath = \"m\"\n"
+                                                 "[reward_model]\nshare_base = true\n")
+                                 .string(),
+                             "--gpu", "t4"});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("s.toml:6"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("needs [lora]"), std::string::npos) << r.output;
+}
+
 TEST(PlanCommand, GpuAutoReadsTheCudaDeviceOrSaysThereIsNone) {
   TempDir dir;
   ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "m").string()})
@@ -404,6 +453,32 @@ TEST(PlanCommand, GpuAutoReadsTheCudaDeviceOrSaysThereIsNone) {
 
 namespace alignkit {
 namespace {
+
+TEST(TrainingLoop, QuantizedCopyReferenceIsLoadedQuantized) {
+  // [reference] quantization = "nf4": the frozen copy is stored in NF4, so it no longer equals the
+  // fp32 policy it was copied from, and DPO's first loss moves off log 2 (an unquantized copy gives
+  // exactly log 2: policy = reference).
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
+                .exit_code,
+            0);
+  fs::copy_file(kPairs, dir.path() / "pairs.jsonl");
+  double first_loss[2] = {0, 0};
+  for (int quantized = 0; quantized < 2; ++quantized) {
+    const auto recipe = dir.write(
+        fmt::format("r{}.toml", quantized),
+        fmt::format("[run]\noutput_dir = \"run{}\"\n[training]\nmax_steps = 1\nper_device_train_batch_size = 4\n"
+                    "logging_steps = 1\n[method]\nname = \"dpo\"\n[model]\npath = \"{}\"\ntokenizer = \"tok\"\n"
+                    "[reference]\nstrategy = \"copy\"\nquantization = \"{}\"\n[data]\nformat = \"jsonl\"\n"
+                    "path = \"pairs.jsonl\"\n[output]\nsave_model = false\n",
+                    quantized, kLlama.string(), quantized ? "nf4" : "none"));
+    const auto r = testing::run_alignkit({"train", recipe.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    first_loss[quantized] = read_jsonl(dir.path() / fmt::format("run{}/metrics.jsonl", quantized)).at(0)["loss"];
+  }
+  EXPECT_NEAR(first_loss[0], std::log(2.0), 1e-6);
+  EXPECT_GT(std::abs(first_loss[1] - std::log(2.0)), 1e-6);
+}
 
 TEST(TrainingLoop, TokenMeanLossesAccumulateLikeOneBigBatch) {
   // SFT's loss is a token mean: two micro-batches of one example each, with completions of 2 and

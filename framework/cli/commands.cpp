@@ -264,7 +264,40 @@ MemoryPlan plan_recipe(const ValidatedRecipe& recipe, PluginRegistry& registry, 
   const auto* loss_plugin = recipe.plugins.at("method");
   auto loss = registry.create<Loss>(*loss_plugin, recipe.section("method"));
   const auto requirements = call_plugin(*loss_plugin, "to declare its requirements", [&] { return loss->requirements(); });
-  return plan_memory(model, requirements, settings_from_recipe(recipe), budget);
+  auto settings = settings_from_recipe(recipe);
+  // The further models an online method declares, described by the same loader (nothing loaded).
+  auto describe_online = [&](const char* section_name, const char* what, const char* doing, bool declared,
+                             PlanOnlineModel& online, const std::optional<fs::path>& fallback_path) {
+    if (!declared) return;
+    const auto method = recipe.section("method");
+    if (!recipe.has_section(section_name) && !fallback_path && !online.share_base)
+      throw RecipeInvalid({method.error("name", fmt::format("'{}' needs a {} model", loss_plugin->name, what),
+                                        fmt::format("add a [{}] section with its path (or share_base = true)", section_name))},
+                          false);
+    if (online.share_base) {
+      if (!settings.lora) {
+        const auto section = recipe.has_section(section_name) ? recipe.section(section_name) : recipe.section("reward_model");
+        throw RecipeInvalid({section.error("share_base", "share_base puts an adapter on the policy's base, which needs [lora]",
+                                           "add a [lora] section, or give the model its own path")},
+                            false);
+      }
+      return;
+    }
+    std::optional<fs::path> path = fallback_path;
+    if (recipe.has_section(section_name) && recipe.section(section_name).has("path")) path = recipe.section(section_name).get_path("path");
+    if (!path)
+      throw RecipeInvalid({recipe.section(section_name).error("path", "a model directory is needed unless share_base = true")},
+                          false);
+    online.model = call_plugin(*model_plugin, doing, [&] { return loader->describe(*path); });
+  };
+  std::optional<fs::path> reward_path;
+  if (recipe.has_section("reward_model") && recipe.section("reward_model").has("path"))
+    reward_path = recipe.section("reward_model").get_path("path");
+  describe_online("reward_model", "reward", "to describe the reward model", requirements.reward_model,
+                  settings.reward_model, std::nullopt);
+  describe_online("value_model", "value", "to describe the value model", requirements.value_model,
+                  settings.value_model, reward_path);
+  return plan_memory(model, requirements, settings, budget);
 }
 
 // The free memory of the CUDA device [run] device names (cuda:N, else device 0), for `auto`.

@@ -318,6 +318,25 @@ Precision precision_of(const std::string& name) {
 
 }  // namespace
 
+BaseQuantization quantization_of(const std::string& name) {
+  return name == "int8"               ? BaseQuantization::int8
+         : name == "nf4"              ? BaseQuantization::nf4
+         : name == "nf4-double-quant" ? BaseQuantization::nf4_double_quant
+                                      : BaseQuantization::none;
+}
+
+namespace {
+
+// [reward_model] / [value_model]: share_base and quantization (the shapes come from the loader).
+PlanOnlineModel online_model_of(const RecipeSection& section) {
+  PlanOnlineModel m;
+  m.share_base = section.get_bool("share_base");
+  m.quantization = quantization_of(section.get_string("quantization"));
+  return m;
+}
+
+}  // namespace
+
 PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
   PlanSettings st;
   const auto training = recipe.section("training");
@@ -334,11 +353,7 @@ PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
     st.lora_dropout = lora.get_float("dropout");
     st.lora_targets = lora.get_string_list("target_modules");
   }
-  const std::string q = recipe.section("model").get_string("quantization");
-  st.quantization = q == "int8"               ? BaseQuantization::int8
-                    : q == "nf4"              ? BaseQuantization::nf4
-                    : q == "nf4-double-quant" ? BaseQuantization::nf4_double_quant
-                                              : BaseQuantization::none;
+  st.quantization = quantization_of(recipe.section("model").get_string("quantization"));
   st.reference_precision = st.precision;
   if (recipe.has_section("reference")) {
     const auto reference = recipe.section("reference");
@@ -349,11 +364,16 @@ PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
                    : st.lora                   ? PlanReference::adapter_off
                                                : PlanReference::copy;
     if (reference.has("precision")) st.reference_precision = precision_of(reference.get_string("precision"));
+    st.reference_quantization = quantization_of(reference.get_string("quantization"));
   } else {
     st.reference = st.lora ? PlanReference::adapter_off : PlanReference::copy;
   }
   const std::string device = recipe.has_section("run") ? recipe.section("run").get_string("device") : "auto";
   st.device = device.rfind("cuda", 0) == 0 ? PlanDevice::cuda : PlanDevice::cpu;
+  st.rollout_batch = st.micro_batch * training.get_int("gradient_accumulation_steps");
+  if (recipe.has_section("reward_model")) st.reward_model = online_model_of(recipe.section("reward_model"));
+  // TRL's examples start the value model from the reward model's weights.
+  st.value_model = recipe.has_section("value_model") ? online_model_of(recipe.section("value_model")) : st.reward_model;
   return st;
 }
 
@@ -420,8 +440,46 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
   }
   if (reference == PlanReference::copy) {
     const auto rb = dtype_bytes(st.reference_precision);
-    out.add("reference weights (copy)", model.parameters * rb, PlanPhase::weights,
-            fmt::format("P*{} ({}, never quantized)", rb, precision_name(st.reference_precision)), kAllPhases);
+    if (st.reference_quantization == BaseQuantization::none)
+      out.add("reference weights (copy)", model.parameters * rb, PlanPhase::weights,
+              fmt::format("P*{} ({})", rb, precision_name(st.reference_precision)), kAllPhases);
+    else
+      out.add("reference weights (copy)", model_weight_bytes(model, st.reference_quantization, rb), PlanPhase::weights,
+              fmt::format("(P - L*proj)*{} + L*sum(quantized projections) ([reference] quantization)", rb), kAllPhases);
+  }
+  // Online methods' reward and value models: weights of their own, or an adapter and a head on the
+  // policy's base (share_base). The value model trains with the policy (TRL's PolicyAndValueWrapper).
+  const std::int64_t lora_r = st.lora ? st.lora_r : 16;
+  auto adapter_and_head = [&](const ModelDescription& m) {
+    return lora_trainable_parameters(m, lora_r, st.lora_targets) + m.hidden_size;
+  };
+  if (req.reward_model) {
+    const auto& rm = st.reward_model;
+    if (rm.share_base)
+      out.add("reward adapter and head", adapter_and_head(model) * 4, PlanPhase::weights,
+              "(LoRA on the policy's base + H) * 4 ([reward_model] share_base)", kAllPhases);
+    else
+      out.add("reward model weights", model_weight_bytes(rm.model, rm.quantization, b), PlanPhase::weights,
+              fmt::format("P_rm*{} (quantized projections when [reward_model] quantization), P_rm = {}", b, rm.model.parameters),
+              kAllPhases);
+  }
+  std::int64_t value_trainable = 0, value_tb = 4;
+  bool value_adapter = false;
+  if (req.value_model) {
+    const auto& vm = st.value_model;
+    const ModelDescription& shape = vm.share_base ? model : vm.model;
+    if (!vm.share_base)
+      out.add("value model weights", model_weight_bytes(vm.model, vm.quantization, b), PlanPhase::weights,
+              fmt::format("P_v*{} (quantized projections when [value_model] quantization), P_v = {}", b, vm.model.parameters),
+              kAllPhases);
+    if (vm.share_base || st.lora || vm.quantization != BaseQuantization::none) {
+      value_trainable = adapter_and_head(shape);
+      value_adapter = true;
+      out.add("value adapter and head", value_trainable * 4, PlanPhase::weights,
+              fmt::format("(LoRA r{} + H) * 4 = {}*4", lora_r, value_trainable), kAllPhases);
+    } else {
+      value_trainable = vm.model.parameters, value_tb = b;  // full fine-tuning trains its weights in place
+    }
   }
 
   // Trainable parameters, their gradients and AdamW's moments.
@@ -444,6 +502,12 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
   } else {
     out.add("gradients", trainable * tb, PlanPhase::backward, fmt::format("trainable*{} = {}*{}", tb, trainable, tb),
             kRunPhases);
+  }
+  if (value_trainable > 0) {
+    out.add("value gradients", value_trainable * value_tb, PlanPhase::backward,
+            fmt::format("value trainable*{} = {}*{}", value_tb, value_trainable, value_tb), kRunPhases);
+    out.add("value AdamW moments", 2 * value_trainable * value_tb, PlanPhase::optimizer,
+            fmt::format("2*value trainable*{}", value_tb), kRunPhases);
   }
   out.add("AdamW moments", 2 * trainable * tb, PlanPhase::optimizer,
           fmt::format("2*trainable*{} (exp_avg, exp_avg_sq, zeros_like the {})", tb, masters ? "master" : "parameter"),
@@ -472,6 +536,21 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
   } else {
     out.add("activations (all layers)", s.L * per_layer, PlanPhase::forward,
             fmt::format("L * per-layer({} rows x {} tokens) = {} * {}", rows, T, s.L, per_layer),
+            {PlanPhase::forward, PlanPhase::backward});
+  }
+  if (value_trainable > 0) {
+    // The value model's forward on the same rows, kept for the joint backward; its head is
+    // [H, 1], so no logits. Adapter-trained unless it is fully fine-tuned.
+    const ModelDescription& vshape = st.value_model.share_base ? model : st.value_model.model;
+    const Shape vs(vshape);
+    PlanSettings vst = st;
+    vst.lora = value_adapter;
+    vst.lora_r = lora_r;
+    const std::int64_t value_bytes = st.gradient_checkpointing ? vs.L * tokens * vs.H * b
+                                                               : vs.L * layer_activation_bytes(vs, vst, rows) + tokens * vs.H * 4;
+    out.add("value model activations", value_bytes, PlanPhase::forward,
+            st.gradient_checkpointing ? "L_v*rows*T*H_v*b (checkpointed layer inputs)"
+                                      : "L_v * per-layer + rows*T*H_v*4 (final norm input)",
             {PlanPhase::forward, PlanPhase::backward});
   }
   out.add(fused ? "rope, embeddings, final norm, scored states" : "mask, rope, embeddings, final norm, scored states",
@@ -528,10 +607,26 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
 
   // Online methods: the KV cache of generation.
   if (req.generation) {
-    const std::int64_t positions = st.max_new_tokens > 0 ? std::min(T, st.max_new_tokens + T / 2) : T;
+    const std::int64_t new_tokens = st.max_new_tokens > 0 ? st.max_new_tokens : req.generation_tokens;
+    const std::int64_t positions = new_tokens > 0 ? std::min(T, new_tokens + T / 2) : T;
     out.add("KV cache", 2 * s.L * st.micro_batch * s.kv * positions * b, PlanPhase::generation,
             fmt::format("2*L*batch*kv_heads*head_dim*positions*b, positions = {}", positions),
             {PlanPhase::generation});
+    // The rollout: token ids of every prompt + response, and eight fp32 per-token tensors of the
+    // responses (log-probs, reference log-probs, values, KL, non-score and total rewards,
+    // advantages, returns), kept from generation through the PPO epochs.
+    const std::int64_t prompts = st.rollout_batch > 0 ? st.rollout_batch : st.micro_batch;
+    const std::int64_t response = new_tokens > 0 ? std::min(T, new_tokens) : T;
+    out.add("rollout buffers", prompts * (T * 8 + response * 8 * 4), PlanPhase::generation,
+            fmt::format("rollout prompts*(T*8 + response*8*4), {} prompts, {} response tokens", prompts, response),
+            {PlanPhase::generation, PlanPhase::forward, PlanPhase::backward, PlanPhase::step});
+    // Scoring the rollout without gradients: the reward model (and the value model) one micro-batch
+    // at a time, beside the KV cache's phase.
+    if (req.reward_model) {
+      const Shape rs(st.reward_model.share_base ? model : st.reward_model.model);
+      out.add("reward model forward (transient)", no_grad_forward_bytes(rs, st, st.micro_batch, b), PlanPhase::generation,
+              "one no-grad layer's temporaries of the reward model", {PlanPhase::generation}, true);
+    }
   }
 
   // Sum per phase: residents plus the largest transient of the phase.
@@ -615,7 +710,12 @@ MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& re
            });
   if (requirements.reference_model && settings.reference == PlanReference::copy && settings.lora)
     change("[reference] strategy = \"adapter-off\"", [](PlanSettings& s) { s.reference = PlanReference::adapter_off; });
-  if (requirements.reference_model && settings.reference != PlanReference::precomputed)
+  if (requirements.reward_model && !settings.reward_model.share_base && settings.lora)
+    change("[reward_model] share_base = true", [](PlanSettings& s) { s.reward_model.share_base = true; });
+  if (requirements.value_model && !settings.value_model.share_base && settings.lora)
+    change("[value_model] share_base = true", [](PlanSettings& s) { s.value_model.share_base = true; });
+  // Reference log-probs of generated completions cannot be computed before training.
+  if (requirements.reference_model && !requirements.generation && settings.reference != PlanReference::precomputed)
     change("[reference] strategy = \"precomputed\"", [](PlanSettings& s) { s.reference = PlanReference::precomputed; });
   if (settings.logprob_chunk == 0 || settings.logprob_chunk > 256)
     change("[training] logprob_chunk = 256", [](PlanSettings& s) { s.logprob_chunk = 256; });

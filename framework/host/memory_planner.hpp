@@ -27,6 +27,14 @@ enum class PlanDevice { cpu, cuda };
 enum class PlanReference { none, copy, adapter_off, precomputed };
 
 // The recipe settings that decide memory. Defaults are the recipe schema's defaults.
+// An online method's reward or value model ([reward_model], [value_model]): weights of its own,
+// or (share_base) a LoRA adapter and a one-output head on the policy's base.
+struct PlanOnlineModel {
+  bool share_base = false;
+  ModelDescription model;  // its own weights' shapes (the loader's describe()); unused when shared
+  BaseQuantization quantization = BaseQuantization::none;
+};
+
 struct PlanSettings {
   std::int64_t micro_batch = 8;       // training.per_device_train_batch_size (examples)
   std::int64_t max_length = 1024;     // training.max_length (prompt + completion tokens)
@@ -42,11 +50,21 @@ struct PlanSettings {
   // Resolved: `auto` is adapter-off with LoRA, else copy. Methods without a reference ignore it.
   PlanReference reference = PlanReference::copy;
   Precision reference_precision = Precision::fp32;
+  BaseQuantization reference_quantization = BaseQuantization::none;  // a `copy` reference's [reference] quantization
   PlanDevice device = PlanDevice::cpu;
-  std::int64_t max_new_tokens = 0;    // online methods: tokens generated per prompt (0: max_length)
+  // Online methods: tokens generated per prompt (0: the method's generation_tokens, else
+  // max_length), prompts per rollout (0: micro_batch), and the further models the method declares.
+  std::int64_t max_new_tokens = 0;
+  std::int64_t rollout_batch = 0;
+  PlanOnlineModel reward_model, value_model;
 };
 
-// Reads the settings from a validated recipe's [training], [lora], [model], [reference] and [run].
+// A recipe's quantization name ("none", "int8", "nf4", "nf4-double-quant") as the enum.
+BaseQuantization quantization_of(const std::string& name);
+
+// Reads the settings from a validated recipe's [training], [lora], [model], [reference], [run],
+// [reward_model] and [value_model]; the online models' shapes are left for the caller to fill
+// from their loader (nothing is read from disk here).
 PlanSettings settings_from_recipe(const ValidatedRecipe& recipe);
 
 enum class PlanPhase { weights, optimizer, forward, backward, step, generation, runtime };

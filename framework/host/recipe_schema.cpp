@@ -115,12 +115,42 @@ std::vector<SectionSchema> make_sections() {
                    {.key = "precision", .type = OptionType::string,
                     .doc = "Compute dtype of a `copy` reference (default: [training] precision).",
                     .choices = "float32|bfloat16|float16"},
+                   {.key = "quantization", .type = OptionType::string, .default_value = "\"none\"",
+                    .doc = "Store a `copy` reference's projections as `int8`, `nf4` or `nf4-double-quant` "
+                           "(it is frozen, so it needs no adapters).",
+                    .choices = "none|int8|nf4|nf4-double-quant"},
                    {.key = "cache", .type = OptionType::path,
                     .doc = "File of `precomputed` reference log-probs (safetensors), keyed by the model, the "
                            "data and the tokenisation: reused when they match, refused naming what differs "
                            "when not, written when absent. Default: reference-logps.safetensors in the run "
                            "folder (a fresh run recomputes it; a resumed one reuses it)."},
                }});
+  // The further models of online methods (a method declares them: LossRequirements::reward_model,
+  // value_model). Present only when the recipe has them.
+  auto online_model = [](const char* name, const char* doc, const char* path_doc, const char* share_doc) {
+    return SectionSchema{name, doc,
+                         {
+                             {.key = "path", .type = OptionType::path, .doc = path_doc},
+                             {.key = "quantization", .type = OptionType::string, .default_value = "\"none\"",
+                              .doc = "Store the model's projections as `int8`, `nf4` or `nf4-double-quant`.",
+                              .choices = "none|int8|nf4|nf4-double-quant"},
+                             {.key = "share_base", .type = OptionType::boolean, .default_value = "false",
+                              .doc = share_doc},
+                         },
+                         std::nullopt, nullptr, false};
+  };
+  s.push_back(online_model("reward_model",
+                           "The reward model of online methods (PPO): a sequence-classification model scoring each "
+                           "generated completion at its last token; frozen.",
+                           "Model directory (config.json with a ...ForSequenceClassification architecture, "
+                           "num_labels 1); required unless share_base.",
+                           "A LoRA adapter ([lora]'s r and targets) and a score head on the policy's base instead "
+                           "of weights of its own."));
+  s.push_back(online_model("value_model",
+                           "The value model (critic) of PPO, trained with the policy. Default: the [reward_model] "
+                           "settings, as TRL's examples start the value model from the reward model.",
+                           "Model directory; default: [reward_model] path.",
+                           "A LoRA adapter and a value head on the policy's base, trained with the policy."));
   s.push_back({"output", "What the run saves at the end, in <run>/final.",
                {
                    {.key = "save_adapter", .type = OptionType::boolean, .default_value = "true",

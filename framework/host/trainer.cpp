@@ -2,6 +2,8 @@
 // steps of gradient-accumulated micro-batches, logging and evaluation, then the final outputs.
 #include "trainer.hpp"
 
+#include "memory_planner.hpp"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -64,13 +66,6 @@ torch::ScalarType dtype_of(const std::string& precision) {
   if (precision == "bfloat16") return torch::kBFloat16;
   if (precision == "float16") return torch::kFloat16;
   return torch::kFloat32;
-}
-
-BaseQuantization quantization_of(const std::string& name) {
-  if (name == "int8") return BaseQuantization::int8;
-  if (name == "nf4") return BaseQuantization::nf4;
-  if (name == "nf4-double-quant") return BaseQuantization::nf4_double_quant;
-  return BaseQuantization::none;
 }
 
 std::string duration(double seconds) {
@@ -453,7 +448,7 @@ class Trainer {
       strategy_ = ReferenceStrategy::copy;
       const fs::path path = section.has("path") ? section.get_path("path") : model_path_;
       const auto dtype = section.has("precision") ? dtype_of(section.get_string("precision")) : dtype_;
-      reference_ = load_model(path, dtype, BaseQuantization::none);
+      reference_ = load_model(path, dtype, quantization_of(section.get_string("quantization")));
       reference_->eval();
       for (auto& p : reference_->parameters()) p.set_requires_grad(false);
     }

@@ -1,6 +1,6 @@
 // The loss plugins against TRL: the oracle fixtures made by TRL 0.19.1 itself
 // (tests/fixtures/oracle/*_losses.json, dpo_e2e.json) and, where they stop, the Python reference
-// of TRL's formulas (tests/reference/trl_losses.py -> tests/fixtures/loss_reference/). Plugins are
+// of TRL's formulas (tests/reference/trl_losses.py and trl_ppo.py -> tests/fixtures/loss_reference/). Plugins are
 // created through the registry from a recipe's [method] section, so their option declarations
 // and checks run as in a real recipe. Per-example losses and rewards, which a Loss does not
 // return, are checked on the formula functions the plugins are built from.
@@ -22,6 +22,7 @@
 #include "host/recipe_validator.hpp"
 #include "kto_loss.hpp"
 #include "orpo_loss.hpp"
+#include "ppo_loss.hpp"
 #include "test_support.hpp"
 
 namespace alignkit {
@@ -90,7 +91,7 @@ std::map<std::string, double> metrics_of(const LossResult& result) {
 void expect_all_within(const torch::Tensor& actual, const json& expected, const std::string& what) {
   const auto e = expected.get<std::vector<double>>();
   ASSERT_EQ(actual.numel(), static_cast<std::int64_t>(e.size())) << what;
-  const auto a = actual.to(torch::kDouble).contiguous();
+  const auto a = actual.to(torch::kDouble).reshape(-1);
   for (std::size_t i = 0; i < e.size(); ++i)
     EXPECT_TRUE(within_1e6_relative(a[static_cast<std::int64_t>(i)].item<double>(), e[i])) << what << "[" << i << "]";
 }
@@ -649,6 +650,146 @@ TEST(LossOptions, HostChecksChoicesAndRanges) {
   ASSERT_EQ(d.size(), 1u);
   d = refused("[method]\nname = \"dpo\"\nbeta = 0\n");
   ASSERT_EQ(d.size(), 1u);
+}
+
+// ------------------------------------------------------------------------------------------------
+// PPO against the Python reference of TRL's PPOTrainer (tests/reference/trl_ppo.py)
+// ------------------------------------------------------------------------------------------------
+
+TEST(PpoLoss, EveryPythonReferenceCaseMatches) {
+  const json reference = load_json("tests/fixtures/loss_reference/trl_ppo_cases.json");
+  int compared = 0;
+  for (const auto& c : reference["cases"]) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    LoadedLoss plugin("ppo", c["options"]);
+    const auto* ppo = dynamic_cast<const losses::PpoLoss*>(plugin.loss.get());
+    ASSERT_NE(ppo, nullptr);
+    const auto& s = ppo->settings();
+    const std::int64_t n = c["n"], t = c["t"];
+    auto nt = [&](const json& j) { return tensor_of(j).view({n, t}); };
+    const auto lengths = torch::tensor(c["sequence_lengths"].get<std::vector<std::int64_t>>());
+    std::vector<std::uint8_t> eos_flags;
+    for (bool b : c["contains_eos"]) eos_flags.push_back(b);
+    const auto contains_eos = torch::tensor(eos_flags).to(torch::kBool);
+
+    // The rollout: the score with the EOS penalty, per-token rewards, GAE.
+    const auto scores = losses::penalize_missing_eos(tensor_of(c["raw_scores"]), contains_eos, s);
+    expect_all_within(scores, c["scores"], "scores");
+    const auto rewards = losses::ppo_rewards(nt(c["logprobs"]), nt(c["ref_logprobs"]), scores, lengths, s);
+    expect_all_within(rewards.kl, c["kl"], "kl");
+    expect_all_within(rewards.non_score_reward, c["non_score_reward"], "non_score_reward");
+    expect_all_within(rewards.rewards, c["rewards"], "rewards");
+    const auto gae = losses::gae_advantages(rewards.rewards, nt(c["values"]), lengths, s);
+    expect_all_within(gae.advantages, c["advantages"], "advantages");
+    expect_all_within(gae.returns, c["returns"], "returns");
+
+    // One minibatch through the plugin, from the reference's rollout.
+    LossBatch batch;
+    auto& r = batch.rollout;
+    r.logps = nt(c["new_logprobs"]).requires_grad_();
+    r.values = nt(c["new_values"]).requires_grad_();
+    r.old_logps = nt(c["logprobs"]);
+    r.old_values = nt(c["values"]);
+    r.advantages = nt(c["advantages"]);
+    r.returns = nt(c["returns"]);
+    r.sequence_lengths = lengths;
+    r.entropy = nt(c["entropy"]);
+    const auto result = plugin.loss->compute(batch);
+    EXPECT_TRUE(within_1e6_relative(value(result.loss), c["loss"]));
+    const auto m = metrics_of(result);
+    EXPECT_EQ(m.size(), c["metrics"].size());
+    for (const auto& [name, v] : c["metrics"].items()) {
+      ASSERT_EQ(m.count(name), 1u) << name;
+      EXPECT_TRUE(within_1e6_relative(m.at(name), v.get<double>())) << name;
+    }
+    result.loss.backward();
+    expect_all_within(r.logps.grad(), c["grad_logprobs"], "d loss / d logps");
+    expect_all_within(r.values.grad(), c["grad_values"], "d loss / d values");
+    ++compared;
+  }
+  EXPECT_EQ(compared, 3);
+}
+
+// tests/fixtures/oracle/ppo.json: TRL 0.19.1's own statements of PPOTrainer.train and trl.core's
+// masked helpers, executed on fixed rollouts (B 4, T 10) for k1/k3 x whitening x (gamma, lam).
+TEST(PpoLoss, EveryTrlFixtureCaseMatches) {
+  const json oracle = load_json("tests/fixtures/oracle/ppo.json");
+  auto matrix = [](const json& rows) {
+    std::vector<double> flat;
+    std::int64_t n = 0, t = 0;
+    for (const auto& row : rows) {
+      ++n, t = static_cast<std::int64_t>(row.size());
+      for (const auto& x : row) flat.push_back(x.is_boolean() ? (x.get<bool>() ? 1.0 : 0.0) : x.get<double>());
+    }
+    return torch::tensor(flat, torch::kDouble).view({n, t});
+  };
+  auto flat = [](const json& rows) {
+    json out = json::array();
+    for (const auto& row : rows)
+      for (const auto& x : row) out.push_back(x);
+    return out;
+  };
+  const auto& h = oracle["masked_helpers"];
+  const auto values = matrix(h["inputs"]["values"]), mask = matrix(h["inputs"]["mask"]).to(torch::kBool);
+  EXPECT_TRUE(within_1e6_relative(value(losses::masked_mean(values, mask)), h["masked_mean"]));
+  EXPECT_TRUE(within_1e6_relative(value(losses::masked_var(values, mask, true)), h["masked_var_unbiased"]));
+  EXPECT_TRUE(within_1e6_relative(value(losses::masked_var(values, mask, false)), h["masked_var_biased"]));
+  expect_all_within(losses::masked_whiten(values, mask, true), flat(h["masked_whiten_shift_mean_true"]), "whiten");
+  expect_all_within(losses::masked_whiten(values, mask, false), flat(h["masked_whiten_shift_mean_false"]), "whiten, mean kept");
+
+  const auto& in = oracle["rollout_inputs"];
+  const auto lengths = torch::tensor(in["sequence_lengths"].get<std::vector<std::int64_t>>());
+  int compared = 0;
+  for (const auto& c : oracle["cases"]) {
+    const auto& p = c["params"];
+    SCOPED_TRACE(p.dump());
+    losses::PpoSettings s;
+    s.kl_coef = p["kl_coef"], s.kl_estimator = p["kl_estimator"], s.whiten_rewards = p["whiten_rewards"];
+    s.gamma = p["gamma"], s.lam = p["lam"], s.cliprange = p["cliprange"], s.cliprange_value = p["cliprange_value"];
+    s.vf_coef = p["vf_coef"];
+    const auto& gae_out = c["gae_block_outputs"];
+    const auto rewards = losses::ppo_rewards(matrix(in["logprobs"]), matrix(in["ref_logprobs"]), tensor_of(in["scores"]),
+                                             lengths, s);
+    expect_all_within(rewards.kl, flat(gae_out["kl"]), "kl");
+    expect_all_within(rewards.non_score_reward, flat(gae_out["non_score_reward"]), "non_score_reward");
+    expect_all_within(rewards.rewards, flat(gae_out["rewards"]), "rewards");
+    const auto gae = losses::gae_advantages(rewards.rewards, matrix(in["values"]), lengths, s);
+    expect_all_within(gae.advantages, flat(gae_out["advantages"]), "advantages");
+    expect_all_within(gae.returns, flat(gae_out["returns"]), "returns");
+
+    const auto& li = c["loss_block_inputs"];
+    const auto& lo = c["loss_block_outputs"];
+    LossBatch batch;
+    batch.rollout.logps = matrix(li["new_logprobs"]);
+    batch.rollout.values = matrix(li["vpred"]);
+    batch.rollout.old_logps = matrix(li["mb_logprobs"]);
+    batch.rollout.old_values = matrix(li["mb_values"]);
+    batch.rollout.advantages = matrix(li["mb_advantage"]);
+    batch.rollout.returns = matrix(li["mb_return"]);
+    batch.rollout.sequence_lengths = lengths;
+    losses::PpoLoss loss(s);
+    const auto result = loss.compute(batch);
+    EXPECT_TRUE(within_1e6_relative(value(result.loss), lo["loss"]));
+    const auto m = metrics_of(result);
+    EXPECT_TRUE(within_1e6_relative(m.at("loss/policy_avg"), lo["pg_loss"]));
+    EXPECT_TRUE(within_1e6_relative(m.at("loss/value_avg"), lo["vf_loss"]));
+    EXPECT_TRUE(within_1e6_relative(m.at("val/clipfrac_avg"), lo["vf_clipfrac"]));
+    ++compared;
+  }
+  EXPECT_EQ(compared, 8);
+}
+
+TEST(PpoLoss, DeclaresAnOnlineMethodWithEveryModel) {
+  LoadedLoss plugin("ppo", "response_length = 128\n");
+  const auto r = plugin.loss->requirements();
+  EXPECT_EQ(r.examples, ExampleLayout::prompt_only);
+  EXPECT_TRUE(r.generation);
+  EXPECT_EQ(r.generation_tokens, 128);
+  EXPECT_TRUE(r.reference_model);
+  EXPECT_TRUE(r.reward_model);
+  EXPECT_TRUE(r.value_model);
+  // An offline batch has no rollout: a clear error, not a crash.
+  EXPECT_THROW(plugin.loss->compute(LossBatch{}), std::invalid_argument);
 }
 
 }  // namespace

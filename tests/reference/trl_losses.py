@@ -29,6 +29,8 @@ import math
 import sys
 
 import torch
+
+from reference_cases import write_or_check
 import torch.nn.functional as F
 
 VOCAB = 13
@@ -365,23 +367,5 @@ def build():
     }
 
 
-def main(argv):
-    text = json.dumps(build(), indent=1) + "\n"
-    if len(argv) == 3 and argv[1] == "--check":
-        with open(argv[2]) as f:
-            current = f.read()
-        if current != text:
-            print(f"{argv[2]} is stale: regenerate it with {argv[0]} {argv[2]}", file=sys.stderr)
-            return 1
-        print(f"{argv[2]} matches the reference")
-        return 0
-    if len(argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    with open(argv[1], "w") as f:
-        f.write(text)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(write_or_check(build, sys.argv, __doc__))

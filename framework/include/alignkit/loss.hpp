@@ -39,6 +39,12 @@ struct LossRequirements {
   // TRL's ORPOTrainer computes it; nll_token_counts then says how many tokens entered each nll.
   bool nll_over_prompt = false;
   bool generation = false;         // online methods: the host samples completions
+  std::int64_t generation_tokens = 0;  // tokens sampled per prompt (TRL's response_length); 0: up to max_length
+  // Online methods' further models, which the host loads (and the planner prices) beside the
+  // policy: a reward model ([reward_model]: sequence classification, one score per completion)
+  // and a value model ([value_model]: a critic with one output per token, trained with the policy).
+  bool reward_model = false;
+  bool value_model = false;
   // The loss is a mean over completion tokens: under gradient accumulation the host weights each
   // micro-batch by its share of the step's completion tokens (transformers' num_items_in_batch)
   // instead of 1 / accumulation steps, so the step's gradient is that of the token mean over
@@ -57,6 +63,19 @@ struct CompletionScores {
   torch::Tensor nll_token_counts;
 };
 
+// Online methods: per-token quantities of a minibatch of rollouts, [N, T] over the generated
+// response tokens (T = the longest response), as TRL's PPOTrainer holds them.
+struct RolloutBatch {
+  torch::Tensor logps;             // the policy's log-probs of the sampled tokens now (with gradient)
+  torch::Tensor values;            // the value model's predictions now (with gradient)
+  torch::Tensor old_logps;         // log-probs when the rollout was sampled
+  torch::Tensor old_values;        // values when the rollout was sampled
+  torch::Tensor advantages;        // whitened, 0 on padding
+  torch::Tensor returns;           // advantages + old values, before whitening
+  torch::Tensor sequence_lengths;  // [N] int64: index of each response's last real token
+  torch::Tensor entropy;           // optional: the policy's per-token entropy, for metrics
+};
+
 struct LossBatch {
   // Paired layout.
   CompletionScores chosen, rejected;
@@ -65,6 +84,8 @@ struct LossBatch {
   CompletionScores completions, reference_completions;
   torch::Tensor desirable;  // bool [N], unpaired layout
   CompletionScores kl, reference_kl;
+  // Online layout (prompt_only with generation).
+  RolloutBatch rollout;
 };
 
 struct LossResult {
