@@ -356,6 +356,32 @@ MemoryBudget budget_from(const CommandLine& command_line, const ValidatedRecipe&
 
 // Every CPU run checks the planner: the process's peak resident memory (VmHWM) against the plan,
 // printed and written to memory.json ("alignkit.memory-check/1", docs/memory-planner.md).
+// A CUDA run checks the planner against the caching allocator's peak reserved bytes (what
+// torch.cuda.max_memory_reserved reports), which leave out the CUDA context the plan includes.
+void report_cuda_memory(const MemoryPlan& plan, const fs::path& dir, int device) {
+  const auto reserved = compat::cuda_peak_reserved_bytes(device);
+  if (!reserved || *reserved <= 0) return;
+  std::int64_t margin = 0, context = 0;
+  for (const auto& c : plan.components) {
+    if (c.name == kAllocatorMarginComponent) margin += c.bytes;
+    if (c.name == "CUDA context") context += c.bytes;
+  }
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  const std::int64_t comparable = plan.peak - context;
+  std::cerr << fmt::format("memory: CUDA peak reserved {:.2f} GiB; planned {:.2f} GiB without the context ({:+.1f}%)\n",
+                           static_cast<double>(*reserved) / kGiB, static_cast<double>(comparable) / kGiB,
+                           100.0 * static_cast<double>(comparable - *reserved) / static_cast<double>(*reserved));
+  const nlohmann::json check = {{"schema", "alignkit.memory-check/1"},
+                                {"device", fmt::format("cuda:{}", device)},
+                                {"planned_peak_bytes", plan.peak},
+                                {"planned_allocator_margin_bytes", margin},
+                                {"planned_cuda_context_bytes", context},
+                                {"planned_peak_phase", phase_name(plan.peak_phase)},
+                                {"measured_peak_bytes", *reserved},
+                                {"measured_by", "CUDA caching allocator: peak reserved bytes (torch.cuda.max_memory_reserved)"}};
+  write_file_atomically(dir / "memory.json", check.dump(2) + "\n");
+}
+
 void report_cpu_memory(const MemoryPlan& plan, const fs::path& dir) {
   const std::int64_t measured = peak_resident_bytes();
   if (measured <= 0) return;
@@ -454,7 +480,10 @@ int run_train(const Args& args) {
   }
   std::cerr << fmt::format("done: {} steps; metrics in {}, outputs in {}\n", outcome.steps,
                            (dir / "metrics.jsonl").string(), outcome.final_dir.string());
+  const std::string device = loaded->recipe.section("run").get_string("device");
   if (plan.budget.device == PlanDevice::cpu && !compat::cuda_available()) report_cpu_memory(plan, dir);
+  else if (compat::cuda_available() && device != "cpu")
+    report_cuda_memory(plan, dir, device.rfind("cuda:", 0) == 0 ? std::atoi(device.c_str() + 5) : 0);
   return kOk;
 }
 

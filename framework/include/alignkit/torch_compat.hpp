@@ -36,6 +36,11 @@ struct CudaMemory {
 };
 std::optional<CudaMemory> cuda_memory(int index);
 
+// The CUDA caching allocator's peak reserved bytes on device `index` since the process started
+// (what torch.cuda.max_memory_reserved reports); nullopt on a LibTorch without CUDA or without
+// that device. Compiled only against a CUDA LibTorch (ALIGNKIT_TORCH_CUDA).
+std::optional<std::int64_t> cuda_peak_reserved_bytes(int index);
+
 // The key a LibTorch optimizer files a parameter's state under: the TensorImpl's address printed
 // as a string in 1.x (c10::guts::to_string), the address itself where the map is keyed by pointer.
 template <typename Optimizer, typename Tensor>
