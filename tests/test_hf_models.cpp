@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/function.h>
 
+#include <alignkit/attention.hpp>
 #include <alignkit/model_loader.hpp>
 #include <alignkit/safetensors.hpp>
 #include <alignkit/value_head.hpp>
@@ -57,6 +60,77 @@ TEST_P(OracleLogits, MatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(EveryArchitecture, OracleLogits,
                          ::testing::Values("llama", "llama3_rope", "llama_tied", "mistral", "qwen2", "qwen3"),
                          [](const auto& info) { return std::string(info.param); });
+
+// Whether the autograd graph behind `t` holds the fused attention's node (sdk/attention.cpp).
+bool went_through_fused_attention(const torch::Tensor& t) {
+  std::vector<torch::autograd::Node*> stack = {t.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  while (!stack.empty()) {
+    auto* node = stack.back();
+    stack.pop_back();
+    if (!node || !seen.insert(node).second) continue;
+    if (node->name().find("CausalAttention") != std::string::npos) return true;
+    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
+  }
+  return false;
+}
+
+// The fused attention (the default for fp32 on the CPU) against the eager formulation
+// (LoadOptions::eager_attention, `[model] attention = "eager"`) on the same weights: hidden states
+// at every position, padding included, and every parameter's gradient, for right- and
+// left-padded rows, a row that is all padding, packed rows with segment ids, and a sliding window.
+TEST(HfModel, FusedAttentionEqualsEagerInValuesAndGradients) {
+  TempDir dir;
+  const auto windowed = copy_model(dir, "mistral");
+  edit_config(windowed, [](nlohmann::json& c) { c["sliding_window"] = 5; });
+  const std::vector<std::pair<std::string, fs::path>> models = {
+      {"llama", kOracle / "llama"}, {"qwen2", kOracle / "qwen2"}, {"qwen3", kOracle / "qwen3"},
+      {"mistral, sliding window 5", windowed}};
+  for (const auto& [name, path] : models) {
+    SCOPED_TRACE(name);
+    const auto description = loader().loader->describe(path);
+    ASSERT_TRUE(fused_attention_supports(torch::kFloat32, torch::kCPU, description.head_dim));
+    LoadOptions eager_options;
+    eager_options.eager_attention = true;
+    auto fused = loader().loader->load(path, LoadOptions{});
+    auto eager = loader().loader->load(path, eager_options);
+    torch::manual_seed(3);
+    const auto ids = torch::randint(3, description.vocab_size, {4, 12});
+    const auto padded = torch::tensor({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   //
+                                       1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0,   //
+                                       0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1,   //
+                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, torch::kInt64).view({4, 12});
+    const auto packed = torch::tensor({1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3}, torch::kInt64).view({1, 12});
+    const auto packed_positions = torch::tensor({0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3}, torch::kInt64).view({1, 12});
+    struct Input {
+      const char* what;
+      torch::Tensor ids, mask, positions;
+    };
+    for (const auto& in : {Input{"padded rows", ids, padded, {}},
+                           Input{"packed row", ids.slice(0, 0, 1), packed, packed_positions}}) {
+      SCOPED_TRACE(in.what);
+      fused->train(), eager->train();
+      fused->zero_grad(), eager->zero_grad();
+      const auto h_fused = fused->hidden_states(in.ids, in.mask, in.positions);
+      const auto h_eager = eager->hidden_states(in.ids, in.mask, in.positions);
+      ASSERT_TRUE(went_through_fused_attention(h_fused));
+      ASSERT_FALSE(went_through_fused_attention(h_eager));
+      // Same fp32 operations grouped differently: rounding, as the kernel's own test bounds it.
+      EXPECT_LE((h_fused - h_eager).abs().max().item<double>(), 1e-5);
+      const auto upstream = torch::randn(h_fused.sizes());
+      (h_fused * upstream).sum().backward();
+      (h_eager * upstream).sum().backward();
+      const auto eager_params = eager->named_parameters();
+      for (const auto& p : fused->named_parameters()) {
+        const auto& g = p.value().grad();
+        const auto& want = eager_params[p.key()].grad();
+        ASSERT_EQ(g.defined(), want.defined()) << p.key();
+        if (!g.defined()) continue;  // the output head: hidden_states stops before it
+        EXPECT_LE((g - want).abs().max().item<double>(), 1e-5 * std::max(1.0, want.abs().max().item<double>())) << p.key();
+      }
+    }
+  }
+}
 
 TEST(HfModel, SequenceClassificationScoresMatchTransformers) {
   const fs::path dir = kOracle / "llama_seqcls";

@@ -121,6 +121,30 @@ TEST(MemoryPlanner, QuantizedPolicyWeightsEqualTheLoadedModelsBytes) {
   }
 }
 
+TEST(MemoryPlanner, PricesTheAttentionThatRuns) {
+  // fp32 on the CPU with head_dim 16: the fused kernel, no T^2 terms; [model] attention = "eager"
+  // or a CUDA device: eager attention's scores and additive mask.
+  testing::HfLoader hf;
+  const auto model = hf.loader->describe(kLlama);
+  PlanSettings st;
+  st.micro_batch = 2;
+  st.max_length = 512;
+  const auto fused = plan_memory(model, dpo(), st, memory_gib_budget(0));
+  ASSERT_NE(find(fused, "fused attention key blocks"), nullptr);
+  EXPECT_EQ(find(fused, "attention scores"), nullptr);
+  EXPECT_EQ(find(fused, "mask, rope"), nullptr);
+  st.eager_attention = true;
+  const auto eager = plan_memory(model, dpo(), st, memory_gib_budget(0));
+  EXPECT_EQ(find(eager, "fused attention key blocks"), nullptr);
+  // Four rows x 4 heads x 512^2 scores, three fp32 tensors of them at once.
+  EXPECT_EQ(find(eager, "attention scores (transient)")->bytes, 4 * 4 * 512 * 512 * 12);
+  ASSERT_NE(find(eager, "mask, rope"), nullptr);
+  EXPECT_GT(eager.peak, fused.peak);
+  st.eager_attention = false;
+  st.device = PlanDevice::cuda;
+  EXPECT_NE(find(plan_memory(model, dpo(), st, memory_gib_budget(0)), "attention scores (transient)"), nullptr);
+}
+
 LossRequirements ppo() {
   LossRequirements r;
   r.reference_model = true;

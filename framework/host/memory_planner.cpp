@@ -93,7 +93,7 @@ std::int64_t model_weight_bytes(const ModelDescription& m, BaseQuantization q, s
 // `precision` on the plan's device, by the same rule the decoder applies; else eager.
 bool attention_is_fused(const PlanSettings& st, const Shape& s, Precision precision) {
   const auto dtype = precision == Precision::fp32 ? torch::kFloat32 : precision == Precision::bf16 ? torch::kBFloat16 : torch::kHalf;
-  return st.device == PlanDevice::cpu && fused_attention_supports(dtype, torch::kCPU, s.d);
+  return !st.eager_attention && st.device == PlanDevice::cpu && fused_attention_supports(dtype, torch::kCPU, s.d);
 }
 
 // The fused kernel's transposed key block per key/value head: [head_dim, Sp] fp32, Sp = T rounded
@@ -354,6 +354,7 @@ PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
     st.lora_targets = lora.get_string_list("target_modules");
   }
   st.quantization = quantization_of(recipe.section("model").get_string("quantization"));
+  st.eager_attention = recipe.section("model").get_string("attention") == "eager";
   st.reference_precision = st.precision;
   if (recipe.has_section("reference")) {
     const auto reference = recipe.section("reference");

@@ -52,6 +52,7 @@ struct PlanSettings {
   Precision reference_precision = Precision::fp32;
   BaseQuantization reference_quantization = BaseQuantization::none;  // a `copy` reference's [reference] quantization
   PlanDevice device = PlanDevice::cpu;
+  bool eager_attention = false;  // [model] attention = "eager"
   // Online methods: tokens generated per prompt (0: the method's generation_tokens, else
   // max_length), prompts per rollout (0: micro_batch), and the further models the method declares.
   std::int64_t max_new_tokens = 0;

@@ -207,6 +207,11 @@ std::vector<SectionSchema> make_sections() {
                     .doc = "Store the frozen base's projections as `int8`, `nf4` or `nf4-double-quant` "
                            "(QLoRA; needs [lora]).",
                     .choices = "none|int8|nf4|nf4-double-quant"},
+                   {.key = "attention", .type = OptionType::string, .default_value = "\"auto\"",
+                    .doc = "`auto`: the fused attention kernel where it applies (fp32 on the CPU), "
+                           "transformers' eager formulation elsewhere; `eager`: eager everywhere "
+                           "(transformers' attn_implementation=\"eager\"; same values, more memory).",
+                    .choices = "auto|eager"},
                },
                PluginKind::model_loader, "loader", false});
   s.push_back({"data", "Training data: a dataset plugin for the file format, and its options.",

@@ -425,6 +425,7 @@ class Trainer {
     options.device = device_;
     options.dtype = dtype;
     options.quantization = quantization;
+    options.eager_attention = recipe_.section("model").get_string("attention") == "eager";
     auto model = call_plugin(*loader_plugin_, "to load the model", [&] { return loader_->load(path, options); });
     if (!model) throw DiagnosticError(plugin_failure(*loader_plugin_, "to load the model", "the loader returned no model"));
     return PluginRegistry::keep_loaded(*loader_plugin_, std::move(model));

@@ -40,6 +40,10 @@ struct LoadOptions {
   // Quantizes the decoder's projections as each is loaded, so the full-precision model never
   // exists at once; embeddings, norms and the output head stay in `dtype` (as QLoRA keeps them).
   BaseQuantization quantization = BaseQuantization::none;
+  // Attention as transformers' eager formulation everywhere (its attn_implementation="eager"),
+  // instead of the fused kernel wherever fused_attention_supports accepts the forward
+  // (alignkit/attention.hpp). Both compute the same values; eager keeps the [B, H, T, T] scores.
+  bool eager_attention = false;
 };
 
 // Keys and values of the positions seen so far, for incremental decoding. The model allocates

@@ -202,7 +202,7 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const to
 
   AttentionLayout layout;
   if (!cache && attention_mask.defined()) layout.segments = segments_of(attention_mask);
-  if (!cache && fused_attention_supports(dtype, device, config_.head_dim))
+  if (!cache && fused_attention && fused_attention_supports(dtype, device, config_.head_dim))
     layout.fused = CausalMask{attention_mask, config_.sliding_window};
   auto positions = position_ids.defined() ? position_ids
                    : layout.segments.empty()

@@ -97,6 +97,7 @@ class DecoderModelImpl : public torch::nn::Module {
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
   bool gradient_checkpointing = false;
+  bool fused_attention = true;  // causal_attention where it applies (LoadOptions::eager_attention)
 
  private:
   ModelConfig config_;

@@ -41,6 +41,7 @@ class HfLoader final : public alignkit::ModelLoader {
     const auto config = alignkit::hf::read_config(dir);
     alignkit::hf::check_weights_present(dir);
     auto model = std::make_shared<alignkit::hf::DecoderLM>(config);
+    model->model->fused_attention = !options.eager_attention;
     alignkit::hf::load_weights(*model, dir, options);
     model->eval();
     return model;
