@@ -32,10 +32,6 @@ struct RefusalCase {
 
 void PrintTo(const RefusalCase& c, std::ostream* out) { *out << c.fixture; }
 
-// The wrong_api fixture declares the host's version + 1.
-#define ALIGNKIT_STRINGIFY(x) #x
-#define ALIGNKIT_VERSION_TEXT(x) ALIGNKIT_STRINGIFY(x)
-
 class PluginRefusal : public ::testing::TestWithParam<RefusalCase> {};
 
 TEST_P(PluginRefusal, IsReportedWithPathAndReasonWhileOthersLoad) {
@@ -56,7 +52,8 @@ TEST_P(PluginRefusal, IsReportedWithPathAndReasonWhileOthersLoad) {
 INSTANTIATE_TEST_SUITE_P(
     EachReason, PluginRefusal,
     ::testing::Values(
-        RefusalCase{"wrong_api", "this host speaks version " ALIGNKIT_VERSION_TEXT(ALIGNKIT_PLUGIN_API_VERSION)},
+        // The fixture declares the host's version + 1.
+        RefusalCase{"wrong_api", "this host speaks version " ALIGNKIT_STRINGIFY(ALIGNKIT_PLUGIN_API_VERSION)},
         RefusalCase{"wrong_abi", "built for 'libstdc++-cxx11 torch-9.9'"},
         RefusalCase{"bad_magic", "bad magic number"},
         RefusalCase{"null_info", "returned no metadata"},
