@@ -425,6 +425,15 @@ TEST(PlanCommand, OnlineMethodNamesTheModelItLacks) {
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("s.toml:6"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("needs [lora]"), std::string::npos) << r.output;
+  // The value model inherits [reward_model]'s quantization; it trains, so it needs adapters.
+  r = testing::run_alignkit({"plan",
+                             dir.write("q.toml", "[method]\nname = \"ppo\"\n[model]\npath = \"m\"\n"
+                                                 "[reward_model]\npath = \"m\"\nquantization = \"nf4\"\n")
+                                 .string(),
+                             "--gpu", "t4"});
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("q.toml:7"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("a quantized value model trains through adapters"), std::string::npos) << r.output;
 }
 
 TEST(PlanCommand, GpuAutoReadsTheCudaDeviceOrSaysThereIsNone) {

@@ -267,35 +267,35 @@ MemoryPlan plan_recipe(const ValidatedRecipe& recipe, PluginRegistry& registry, 
   auto settings = settings_from_recipe(recipe);
   // The further models an online method declares, described by the same loader (nothing loaded).
   auto describe_online = [&](const char* section_name, const char* what, const char* doing, bool declared,
-                             PlanOnlineModel& online, const std::optional<fs::path>& fallback_path) {
+                             bool declared_trained, PlanOnlineModel& online, const std::optional<fs::path>& fallback_path) {
     if (!declared) return;
     const auto method = recipe.section("method");
     if (!recipe.has_section(section_name) && !fallback_path && !online.share_base)
       throw RecipeInvalid({method.error("name", fmt::format("'{}' needs a {} model", loss_plugin->name, what),
                                         fmt::format("add a [{}] section with its path (or share_base = true)", section_name))},
                           false);
-    if (online.share_base) {
-      if (!settings.lora) {
-        const auto section = recipe.has_section(section_name) ? recipe.section(section_name) : recipe.section("reward_model");
-        throw RecipeInvalid({section.error("share_base", "share_base puts an adapter on the policy's base, which needs [lora]",
-                                           "add a [lora] section, or give the model its own path")},
-                            false);
-      }
-      return;
-    }
+    // Where the settings came from: the model's own section, or the reward model's it inherits.
+    const auto from = recipe.section(recipe.has_section(section_name) ? section_name : "reward_model");
+    if (online.share_base && !settings.lora)
+      throw RecipeInvalid({from.error("share_base", "share_base puts an adapter on the policy's base, which needs [lora]",
+                                      "add a [lora] section, or give the model its own path")},
+                          false);
+    if (declared_trained && online.quantization != BaseQuantization::none && !settings.lora)
+      throw RecipeInvalid({from.error("quantization", fmt::format("a quantized {} model trains through adapters, which needs [lora]", what),
+                                      "add a [lora] section, or set quantization = \"none\"")},
+                          false);
+    if (online.share_base) return;
     std::optional<fs::path> path = fallback_path;
     if (recipe.has_section(section_name) && recipe.section(section_name).has("path")) path = recipe.section(section_name).get_path("path");
-    if (!path)
-      throw RecipeInvalid({recipe.section(section_name).error("path", "a model directory is needed unless share_base = true")},
-                          false);
+    if (!path) throw RecipeInvalid({from.error("path", "a model directory is needed unless share_base = true")}, false);
     online.model = call_plugin(*model_plugin, doing, [&] { return loader->describe(*path); });
   };
   std::optional<fs::path> reward_path;
   if (recipe.has_section("reward_model") && recipe.section("reward_model").has("path"))
     reward_path = recipe.section("reward_model").get_path("path");
-  describe_online("reward_model", "reward", "to describe the reward model", requirements.reward_model,
+  describe_online("reward_model", "reward", "to describe the reward model", requirements.reward_model, false,
                   settings.reward_model, std::nullopt);
-  describe_online("value_model", "value", "to describe the value model", requirements.value_model,
+  describe_online("value_model", "value", "to describe the value model", requirements.value_model, true,
                   settings.value_model, reward_path);
   return plan_memory(model, requirements, settings, budget);
 }

@@ -184,8 +184,8 @@ std::int64_t layer_backward_bytes(const Shape& s, const PlanSettings& st, std::i
 // With fused attention, its key blocks and its output replace the scores.
 std::int64_t no_grad_forward_bytes(const Shape& s, const PlanSettings& st, std::int64_t rows, std::int64_t b) {
   const std::int64_t T = st.max_length, tokens = rows * T;
-  const Precision precision = b == 4 ? Precision::fp32 : st.precision;
-  const std::int64_t scores = attention_is_fused(st, s, precision)
+  // b may be a reference's dtype, not the policy's: only fp32 runs fused.
+  const std::int64_t scores = attention_is_fused(st, s, b == 4 ? Precision::fp32 : Precision::bf16)
                                   ? rows * s.nkv * fused_key_block_bytes(s, T) + tokens * s.q * b
                                   : rows * s.nh * T * T * std::max(3 * b, b + upcast(b) + 4);
   const std::int64_t qkv = tokens * (s.q + 2 * s.kv) * b * 2;
@@ -450,7 +450,9 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
   }
   // Online methods' reward and value models: weights of their own, or an adapter and a head on the
   // policy's base (share_base). The value model trains with the policy (TRL's PolicyAndValueWrapper).
-  const std::int64_t lora_r = st.lora ? st.lora_r : 16;
+  // Adapters on the reward and value models take [lora]'s rank and targets (plan_recipe refuses
+  // them without [lora]).
+  const std::int64_t lora_r = st.lora_r;
   auto adapter_and_head = [&](const ModelDescription& m) {
     return lora_trainable_parameters(m, lora_r, st.lora_targets) + m.hidden_size;
   };

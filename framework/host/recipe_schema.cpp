@@ -132,7 +132,8 @@ std::vector<SectionSchema> make_sections() {
                          {
                              {.key = "path", .type = OptionType::path, .doc = path_doc},
                              {.key = "quantization", .type = OptionType::string, .default_value = "\"none\"",
-                              .doc = "Store the model's projections as `int8`, `nf4` or `nf4-double-quant`.",
+                              .doc = "Store the model's projections as `int8`, `nf4` or `nf4-double-quant` (a quantized "
+                                     "value model trains through adapters, so it needs [lora]).",
                               .choices = "none|int8|nf4|nf4-double-quant"},
                              {.key = "share_base", .type = OptionType::boolean, .default_value = "false",
                               .doc = share_doc},

@@ -363,13 +363,17 @@ std::pair<torch::Tensor, torch::Tensor> attention_forward(const torch::Tensor& q
   return {out, lse};
 }
 
+// The mask as autograd carries it: key ids (empty for none) and a window (0 for none).
+MaskIndex mask_index(const torch::Tensor& key_ids, std::int64_t window, const Shape& s) {
+  return MaskIndex({key_ids, window > 0 ? std::optional<std::int64_t>(window) : std::nullopt}, s.B, s.T);
+}
+
 class CausalAttentionFunction : public torch::autograd::Function<CausalAttentionFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& key_ids, std::int64_t window, double scale) {
     const auto s = shape_of(q, k, scale);
-    const MaskIndex mask({key_ids, window > 0 ? std::optional<std::int64_t>(window) : std::nullopt}, s.B, s.T);
-    auto [out, lse] = attention_forward(q, k, v, mask, s);
+    auto [out, lse] = attention_forward(q, k, v, mask_index(key_ids, window, s), s);
     ctx->save_for_backward({q, k, v, key_ids, lse});
     ctx->saved_data["window"] = window;
     ctx->saved_data["scale"] = scale;
@@ -379,9 +383,9 @@ class CausalAttentionFunction : public torch::autograd::Function<CausalAttention
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &key_ids = saved[3], &lse = saved[4];
-    const auto window = ctx->saved_data["window"].toInt();
-    const auto s = shape_of(q, k, ctx->saved_data["scale"].toDouble());
-    const MaskIndex mask({key_ids, window > 0 ? std::optional<std::int64_t>(window) : std::nullopt}, s.B, s.T);
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto s = shape_of(q, k, scale);
+    const auto mask = mask_index(key_ids, ctx->saved_data["window"].toInt(), s);
     const auto dout = rows_readable(grads[0]);
     auto dq = torch::empty_like(q, torch::MemoryFormat::Contiguous);
     auto dk = torch::zeros_like(k, torch::MemoryFormat::Contiguous);

@@ -59,10 +59,10 @@ def masked_whiten(values, mask, shift_mean=True):
 def rollout(gen, s, n, t, sequence_lengths, contains_eos):
     logprobs = -torch.rand(n, t, generator=gen, dtype=torch.float64) * 3
     ref_logprobs = logprobs + torch.randn(n, t, generator=gen, dtype=torch.float64) * 0.3
-    scores = torch.randn(n, generator=gen, dtype=torch.float64)
+    raw_scores = torch.randn(n, generator=gen, dtype=torch.float64)
     values = torch.randn(n, t, generator=gen, dtype=torch.float64)
+    scores = raw_scores.clone()
     if s.get("missing_eos_penalty") is not None:
-        scores = scores.clone()
         scores[~contains_eos] -= s["missing_eos_penalty"]
 
     response_idxs = torch.arange(t).repeat(n, 1)
@@ -96,7 +96,7 @@ def rollout(gen, s, n, t, sequence_lengths, contains_eos):
     returns = advantages + values
     advantages = masked_whiten(advantages, ~padding_mask)
     advantages = torch.masked_fill(advantages, padding_mask, 0)
-    return dict(logprobs=logprobs, ref_logprobs=ref_logprobs, scores=scores, values=values, kl=kl,
+    return dict(logprobs=logprobs, ref_logprobs=ref_logprobs, raw_scores=raw_scores, scores=scores, values=values, kl=kl,
                 non_score_reward=non_score_reward, rewards=rewards, advantages=advantages, returns=returns,
                 padding_mask=padding_mask, padding_mask_p1=padding_mask_p1)
 
@@ -169,8 +169,7 @@ def build():
             "name": name, "options": options, "n": n, "t": t,
             "sequence_lengths": [int(x) for x in sequence_lengths], "contains_eos": [bool(x) for x in contains_eos],
             "logprobs": flat(r["logprobs"]), "ref_logprobs": flat(r["ref_logprobs"]),
-            "raw_scores": flat(r["scores"] + (torch.where(contains_eos, 0.0, s["missing_eos_penalty"])
-                                              if s["missing_eos_penalty"] is not None else 0.0)),
+            "raw_scores": flat(r["raw_scores"]),
             "scores": flat(r["scores"]), "values": flat(r["values"]),
             "kl": flat(r["kl"]), "non_score_reward": flat(r["non_score_reward"]), "rewards": flat(r["rewards"]),
             "advantages": flat(r["advantages"]), "returns": flat(r["returns"]),
