@@ -334,11 +334,12 @@ TEST(MemoryPlanner, QloraSevenBillionDpoFitsOnT4) {
 
 TEST(MemoryPlanner, SettingsFromRecipeReadTheKeys) {
   testing::RecipeFixture f(
-      "[model]\nloader = \"hf\"\npath = \"m\"\nquantization = \"nf4-double-quant\"\n"
-      "[training]\nper_device_train_batch_size = 3\nmax_length = 640\nprecision = \"bfloat16\"\n"
-      "gradient_checkpointing = true\nlogprob_chunk = 0\n"
+      "[model]\nloader = \"hf\"\npath = \"m\"\nquantization = \"nf4-double-quant\"\nattention = \"eager\"\n"
+      "[training]\nper_device_train_batch_size = 3\ngradient_accumulation_steps = 4\nmax_length = 640\n"
+      "precision = \"bfloat16\"\ngradient_checkpointing = true\nlogprob_chunk = 0\n"
       "[lora]\nr = 32\ntarget_modules = [\"q_proj\", \"v_proj\"]\n"
-      "[reference]\nstrategy = \"auto\"\nprecision = \"float16\"\n"
+      "[reference]\nstrategy = \"auto\"\nprecision = \"float16\"\nquantization = \"int8\"\n"
+      "[reward_model]\npath = \"rm\"\nquantization = \"nf4\"\n[value_model]\nshare_base = true\n"
       "[run]\ndevice = \"cuda:1\"\n");
   const auto st = settings_from_recipe(f.recipe);
   EXPECT_EQ(st.micro_batch, 3);
@@ -353,6 +354,12 @@ TEST(MemoryPlanner, SettingsFromRecipeReadTheKeys) {
   EXPECT_EQ(st.reference, PlanReference::adapter_off);  // auto with LoRA
   EXPECT_EQ(st.reference_precision, Precision::fp16);
   EXPECT_EQ(st.device, PlanDevice::cuda);
+  EXPECT_TRUE(st.eager_attention);
+  EXPECT_EQ(st.reference_quantization, BaseQuantization::int8);
+  EXPECT_EQ(st.rollout_batch, 12);
+  EXPECT_EQ(st.reward_model.quantization, BaseQuantization::nf4);
+  EXPECT_FALSE(st.reward_model.share_base);
+  EXPECT_TRUE(st.value_model.share_base);
 
   testing::RecipeFixture defaults("[model]\nloader = \"hf\"\npath = \"m\"\n");
   const auto d = settings_from_recipe(defaults.recipe);
@@ -363,6 +370,8 @@ TEST(MemoryPlanner, SettingsFromRecipeReadTheKeys) {
   EXPECT_EQ(d.reference, PlanReference::copy);  // auto without LoRA
   EXPECT_EQ(d.logprob_chunk, 256);
   EXPECT_EQ(d.device, PlanDevice::cpu);
+  EXPECT_FALSE(d.eager_attention);
+  EXPECT_EQ(d.reference_quantization, BaseQuantization::none);
 }
 
 }  // namespace
