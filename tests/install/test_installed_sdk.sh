@@ -26,14 +26,14 @@ cmake -S "$source/docs/examples/warmup_hold_scheduler" -B "$example_build" -G Ni
 cmake --build "$example_build" > "$scratch.build.log"
 
 host=$prefix/bin/alignkit
-plugin=$(find "$example_build" -name 'libwarmup_hold.so' | head -n 1)
+plugin=$(find "$example_build" -name 'libwarmup_hold.so' -print -quit)
 [ -n "$plugin" ] || { echo "the example did not produce libwarmup_hold.so"; exit 1; }
 
 # Listed by the installed host, found through ALIGNKIT_PLUGIN_PATH, next to the installed plugins.
 listing=$(ALIGNKIT_PLUGIN_PATH=$(dirname "$plugin") "$host" plugins --json)
-echo "$listing" | grep -q '"name": "warmup_hold"' || { echo "warmup_hold not listed:"; echo "$listing"; exit 1; }
-echo "$listing" | grep -q '"name": "cosine"' || { echo "installed plugins not listed:"; echo "$listing"; exit 1; }
-echo "$listing" | grep -q '"refused": \[\]' || { echo "something was refused:"; echo "$listing"; exit 1; }
+grep -q '"name": "warmup_hold"' <<< "$listing" || { echo "warmup_hold not listed:"; echo "$listing"; exit 1; }
+grep -q '"name": "cosine"' <<< "$listing" || { echo "installed plugins not listed:"; echo "$listing"; exit 1; }
+grep -q '"refused": \[\]' <<< "$listing" || { echo "something was refused:"; echo "$listing"; exit 1; }
 
 # Used by a recipe that names the plugin file explicitly.
 recipe=$scratch/uses_example.toml
@@ -53,13 +53,13 @@ TOML
 schedule=$("$host" recipe schedule "$recipe")
 echo "$schedule"
 # Warmup 2 steps (0, 0.5), hold at 1 through step 4, then decay, reaching 0 only at step 10.
-echo "$schedule" | grep -qx '1,0.5,0.5' || { echo "unexpected warmup"; exit 1; }
-echo "$schedule" | grep -qx '4,1,1' || { echo "unexpected hold"; exit 1; }
+grep -qx '1,0.5,0.5' <<< "$schedule" || { echo "unexpected warmup"; exit 1; }
+grep -qx '4,1,1' <<< "$schedule" || { echo "unexpected hold"; exit 1; }
 last=$(echo "$schedule" | tail -n 1 | cut -d, -f2)
 awk -v v="$last" 'BEGIN { exit !(v > 0 && v < 1) }' || { echo "unexpected decay: $last"; exit 1; }
 
 # A recipe whose options the plugin rejects fails with the plugin's own located error.
 sed -i 's/hold_steps = 3/hold_steps = 9/' "$recipe"
 if out=$("$host" recipe check "$recipe" 2>&1); then echo "expected a rejection:"; echo "$out"; exit 1; fi
-echo "$out" | grep -q "$recipe:" || { echo "error does not name the recipe:"; echo "$out"; exit 1; }
+grep -q "$recipe:" <<< "$out" || { echo "error does not name the recipe:"; echo "$out"; exit 1; }
 echo "installed SDK: ok"
