@@ -171,7 +171,7 @@ TEST(Cli, TrainNeedsMethodModelAndData) {
   auto r = run_alignkit({"train", recipe.string()});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.output.find("`alignkit train` needs a [method] section"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("installed loss plugins: cpo, dpo, ipo, kto, orpo, ppo, sft, simpo"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("installed loss plugins: cpo, dpo, ipo, kto, orpo, ppo, reward, sft, simpo"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("installed model_loader plugins: hf"), std::string::npos) << r.output;
 }
 

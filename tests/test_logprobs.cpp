@@ -4,9 +4,11 @@
 
 #include <fstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <alignkit/logprobs.hpp>
+#include <alignkit/safetensors.hpp>
 #include <alignkit/tokenizer.hpp>
 
 #include "test_support.hpp"
@@ -148,10 +150,48 @@ TEST(ScoreCommand, BadInputNamesTheFileAndLine) {
   EXPECT_NE(r.output.find("must not be empty"), std::string::npos) << r.output;
   r = testing::run_alignkit({"score", "--model", model, "--data", data.string(), "--out", (dir.path() / "no/such/o").string()});
   EXPECT_NE(r.output.find("the folder for --out does not exist"), std::string::npos) << r.output;
-  // A reward-model head scores sequences, not tokens.
-  r = testing::run_alignkit({"score", "--model", (testing::source_dir() / "tests/fixtures/oracle/llama_seqcls").string(),
-                             "--data", data.string(), "--out", (dir.path() / "o").string()});
-  EXPECT_NE(r.output.find("score needs a causal LM"), std::string::npos) << r.output;
+}
+
+// A one-output classifier is a reward model: `score` reports its reward of prompt + chosen and
+// prompt + rejected, equal to transformers' pooled score of the same tokens (the fixture's two
+// rows, each split into a prompt and a completion; row 1 is left-padded there, so its score is
+// the one computed with positions from the mask).
+TEST(ScoreCommand, RewardModelGivesTransformersPooledScores) {
+  TempDir dir;
+  const auto model = testing::source_dir() / "tests/fixtures/oracle/llama_seqcls";
+  const auto golden = safetensors::File::open(model / "logits.safetensors");
+  const auto ids = golden.tensor("input_ids"), mask = golden.tensor("attention_mask");
+  const auto real = [&](std::int64_t row) {
+    std::vector<std::int64_t> out;
+    for (std::int64_t t = 0; t < ids.size(1); ++t)
+      if (mask[row][t].item<std::int64_t>() == 1) out.push_back(ids[row][t].item<std::int64_t>());
+    return out;
+  };
+  const auto chosen = real(0), rejected = real(1);
+  const std::vector<std::int64_t> prompt(chosen.begin(), chosen.begin() + 5);
+  const std::vector<std::int64_t> chosen_rest(chosen.begin() + 5, chosen.end());
+  // One line per fixture row (row 1 split after 3 tokens); chosen and rejected are the same
+  // completion, so both sides must give that row's score.
+  const std::vector<std::int64_t> prompt1(rejected.begin(), rejected.begin() + 3), rest1(rejected.begin() + 3, rejected.end());
+  const auto data = dir.write("pairs.jsonl", fmt::format("{{\"prompt_ids\": {}, \"chosen_ids\": {}, \"rejected_ids\": {}}}\n"
+                                                         "{{\"prompt_ids\": {}, \"chosen_ids\": {}, \"rejected_ids\": {}}}\n",
+                                                         nlohmann::json(prompt).dump(), nlohmann::json(chosen_rest).dump(),
+                                                         nlohmann::json(chosen_rest).dump(), nlohmann::json(prompt1).dump(),
+                                                         nlohmann::json(rest1).dump(), nlohmann::json(rest1).dump()));
+  const auto r = testing::run_alignkit({"score", "--model", model.string(), "--data", data.string(), "--out",
+                                        (dir.path() / "o.jsonl").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto lines = testing::read_jsonl(dir.path() / "o.jsonl");
+  ASSERT_EQ(lines.size(), 2u);
+  const auto want = golden.tensor("scores_pos_from_mask");
+  for (std::int64_t row = 0; row < 2; ++row) {
+    const double expected = want[row][0].item<double>();
+    // Golden-fixture logits tolerance (HfModel tests): 1e-4 absolute.
+    EXPECT_NEAR(lines[static_cast<std::size_t>(row)]["chosen_reward"].get<double>(), expected, 1e-4) << row;
+    EXPECT_NEAR(lines[static_cast<std::size_t>(row)]["rejected_reward"].get<double>(), expected, 1e-4) << row;
+  }
+  EXPECT_EQ(lines[0]["chosen_tokens"], static_cast<std::int64_t>(chosen_rest.size()));
+  EXPECT_FALSE(lines[0].contains("chosen_logps"));
 }
 
 }  // namespace

@@ -284,6 +284,29 @@ TEST(MemoryPlanner, FullFineTuningTrainsEveryParameterInTheComputeDtype) {
   EXPECT_EQ(find(plan, "reference weights (copy)")->bytes, bytes);
 }
 
+// A reward model in training is the one-output classifier the trainer loads: its weights,
+// gradients and moments are that model's bytes, and it has no vocabulary logits to price.
+TEST(MemoryPlanner, RewardModelIsPricedAsTheClassifierTheTrainerLoads) {
+  testing::HfLoader hf;
+  LoadOptions options;
+  options.classification_labels = 1;
+  auto model = hf.loader->load(kLlama, options);
+  std::int64_t bytes = 0;
+  for (const auto& p : model->parameters()) bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+  LossRequirements reward;
+  reward.examples = ExampleLayout::paired;
+  reward.sequence_scores = true;
+  const auto plan = plan_memory(hf.loader->describe(kLlama), reward, PlanSettings{}, memory_gib_budget(0));
+  EXPECT_EQ(find(plan, "policy weights")->bytes, bytes);
+  EXPECT_EQ(find(plan, "gradients")->bytes, bytes);
+  EXPECT_EQ(find(plan, "AdamW moments")->bytes, 2 * bytes);
+  EXPECT_EQ(find(plan, "logits"), nullptr);
+  EXPECT_EQ(find(plan, "reference"), nullptr);
+  EXPECT_NE(find(plan, "score head backward"), nullptr);
+  // No suggestion the trainer would refuse for it (LoRA, a quantized base, log-prob chunks).
+  for (const auto& s : plan.suggestions) EXPECT_EQ(s.change.find("lora"), std::string::npos) << s.change;
+}
+
 TEST(MemoryPlanner, RecipeThatCannotFitOnT4GetsSuggestionsOrderedBySavings) {
   PlanSettings st;  // full fine-tuning of a 7B model in pure bf16 with a copied reference
   st.precision = Precision::bf16;
@@ -454,6 +477,7 @@ TEST(MemoryPlanner, CpuPeakIsWithinFifteenPercentOfTheMeasuredIncrease) {
   const CalibrationRun runs[] = {
       {"dpo", false, false, 256, 1}, {"dpo", false, true, 256, 1}, {"dpo", true, false, 128, 2},
       {"dpo", true, true, 256, 1},   {"kto", true, false, 256, 2}, {"orpo", false, false, 128, 2},
+      {"reward", false, false, 256, 2},
   };
   std::string table;
   for (const auto& run : runs) {

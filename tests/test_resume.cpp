@@ -31,10 +31,10 @@ const fs::path kLlamaTied = testing::source_dir() / "tests/fixtures/oracle/llama
 // position matters.
 using testing::token_id_pairs;
 
-// A DPO recipe on the oracle llama writing to <dir>/<output>; `training` adds [training] keys and
-// `extra` other sections.
+// A DPO recipe (or `method`'s [method] body) on the oracle llama writing to <dir>/<output>;
+// `training` adds [training] keys and `extra` other sections.
 fs::path write_recipe(const TempDir& dir, const std::string& name, const std::string& output, const std::string& extra,
-                      const std::string& training = "") {
+                      const std::string& training = "", const std::string& method = "name = \"dpo\"\nbeta = 0.1\n") {
   if (!fs::exists(dir.path() / "tok"))
     EXPECT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
                   .exit_code,
@@ -42,11 +42,11 @@ fs::path write_recipe(const TempDir& dir, const std::string& name, const std::st
   if (!fs::exists(dir.path() / "pairs.jsonl")) dir.write("pairs.jsonl", token_id_pairs());
   return dir.write(name, fmt::format("[run]\noutput_dir = \"{}\"\n[training]\nmax_steps = 8\nper_device_train_batch_size = 2\n"
                                      "logging_steps = 2\n{}[optimizer]\nlearning_rate = 1e-2\n"
-                                     "[method]\nname = \"dpo\"\nbeta = 0.1\n[model]\npath = \"{}\"\ntokenizer = \"tok\"\n"
+                                     "[method]\n{}[model]\npath = \"{}\"\ntokenizer = \"tok\"\n"
                                      "[data]\nformat = \"jsonl\"\npath = \"pairs.jsonl\"\neval_fraction = 0.25\n"
                                      "[output]\nsave_model = false\n{}",
                                      output, training.find("save_steps") == std::string::npos ? training + "save_steps = 3\n" : training,
-                                     kLlama.string(), extra));
+                                     method, kLlama.string(), extra));
 }
 
 using testing::expect_same_metrics;
@@ -86,6 +86,26 @@ TEST(Resume, ResumedRunEqualsTheUninterruptedOneStepForStep) {
   const auto b = safetensors::File::open(dir.path() / "cut/final/adapter/adapter_model.safetensors");
   ASSERT_EQ(a.header().tensors.size(), b.header().tensors.size());
   for (const auto& t : a.header().tensors) EXPECT_TRUE(torch::equal(a.tensor(t.name), b.tensor(t.name))) << t.name;
+}
+
+// A reward model from a causal LM: the resumed run draws its fresh score head again, and the
+// checkpoint's trained head replaces it.
+TEST(Resume, RewardModelResumesItsTrainedScoreHead) {
+  TempDir dir;
+  const std::string reward = "name = \"reward\"\n";
+  const auto whole = write_recipe(dir, "whole.toml", "whole", "", "", reward);
+  const auto cut = write_recipe(dir, "cut.toml", "cut", "", "", reward);
+  auto r = testing::run_alignkit({"train", whole.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::run_alignkit({"train", cut.string()}, {"ALIGNKIT_FAULT=step:5:KILL"});
+  ASSERT_EQ(r.exit_code, 128 + SIGKILL) << r.output;
+  r = testing::run_alignkit({"train", "--resume", (dir.path() / "cut").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_metrics(dir.path() / "whole/metrics.jsonl", dir.path() / "cut/metrics.jsonl");
+  const auto metrics = read_jsonl(dir.path() / "cut/metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 4u);
+  EXPECT_TRUE(metrics.back().contains("accuracy"));
+  EXPECT_TRUE(metrics.back().contains("eval_accuracy"));
 }
 
 TEST(Resume, MixedPrecisionResumesFromTheFloat32Masters) {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -36,9 +37,12 @@ struct Run {
   std::vector<nlohmann::json> ours, reference;
 };
 
-// Trains 5 steps with alignkit and with the Python reference on the same data and weights.
-Run train_both(const TempDir& dir, const std::string& extra_recipe, const std::vector<std::string>& reference_args,
-               double lr) {
+const fs::path kLlamaSeqcls = testing::source_dir() / "tests/fixtures/oracle/llama_seqcls";
+
+// Trains 5 steps with alignkit and with a Python reference (tests/reference/SCRIPT) on the same
+// data and weights: `method` is the recipe's [method] body, `reference_args` the script's own.
+Run train_both(const TempDir& dir, const fs::path& model, const std::string& method, const std::string& script,
+               const std::string& extra_recipe, const std::vector<std::string>& reference_args, double lr) {
   // The oracle model folders carry no tokenizer; init-model's byte-level one has the same EOS (2) and pad (0).
   EXPECT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
                 .exit_code,
@@ -46,17 +50,16 @@ Run train_both(const TempDir& dir, const std::string& extra_recipe, const std::v
   const auto data = dir.path() / "pairs.jsonl";
   fs::copy_file(kPairs, data);
   const auto recipe = dir.write(
-      "dpo.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 5\nper_device_train_batch_size = 4\n"
-                              "logging_steps = 1\n[optimizer]\nlearning_rate = {}\nweight_decay = 0.01\n"
-                              "[scheduler]\nname = \"linear\"\n[method]\nname = \"dpo\"\nbeta = 0.1\n[model]\npath = \"{}\"\n"
-                              "tokenizer = \"tok\"\n[data]\nformat = \"jsonl\"\npath = \"pairs.jsonl\"\n[output]\n"
-                              "save_model = false\n{}",
-                              lr, kLlama.string(), extra_recipe));
+      "train.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 5\nper_device_train_batch_size = 4\n"
+                                "logging_steps = 1\n[optimizer]\nlearning_rate = {}\nweight_decay = 0.01\n"
+                                "[scheduler]\nname = \"linear\"\n[method]\n{}[model]\npath = \"{}\"\n"
+                                "tokenizer = \"tok\"\n[data]\nformat = \"jsonl\"\npath = \"pairs.jsonl\"\n{}",
+                                lr, method, model.string(), extra_recipe));
   const auto r = testing::run_alignkit({"train", recipe.string()});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  std::vector<std::string> argv = {"/usr/bin/python3", (testing::source_dir() / "tests/reference/trl_dpo_step.py").string(),
-                                   "--model", kLlama.string(), "--data", data.string(), "--steps", "5", "--lr",
-                                   fmt::format("{}", lr), "--beta", "0.1", "--weight-decay", "0.01"};
+  std::vector<std::string> argv = {"/usr/bin/python3", (testing::source_dir() / "tests/reference" / script).string(),
+                                   "--model", model.string(), "--data", data.string(), "--steps", "5", "--lr",
+                                   fmt::format("{}", lr), "--weight-decay", "0.01"};
   argv.insert(argv.end(), reference_args.begin(), reference_args.end());
   const auto py = testing::run_command(argv);
   EXPECT_EQ(py.exit_code, 0) << py.output;
@@ -66,6 +69,13 @@ Run train_both(const TempDir& dir, const std::string& extra_recipe, const std::v
   for (std::string line; std::getline(lines, line);)
     if (!line.empty()) run.reference.push_back(nlohmann::json::parse(line));
   return run;
+}
+
+Run train_dpo_both(const TempDir& dir, const std::string& extra_recipe, std::vector<std::string> reference_args,
+                   double lr) {
+  reference_args.insert(reference_args.end(), {"--beta", "0.1"});
+  return train_both(dir, kLlama, "name = \"dpo\"\nbeta = 0.1\n", "trl_dpo_step.py",
+                    "[output]\nsave_model = false\n" + extra_recipe, reference_args, lr);
 }
 
 void expect_tracks(const Run& run, bool reference_is_start) {
@@ -90,7 +100,7 @@ void expect_tracks(const Run& run, bool reference_is_start) {
 
 TEST(TrainingOracle, FullFineTuningDpoStepsTrackTheTrlReference) {
   TempDir dir;
-  expect_tracks(train_both(dir, "", {}, 1e-3), true);
+  expect_tracks(train_dpo_both(dir, "", {}, 1e-3), true);
 }
 
 TEST(TrainingOracle, LoraDpoStepsTrackTheTrlReference) {
@@ -105,9 +115,100 @@ TEST(TrainingOracle, LoraDpoStepsTrackTheTrlReference) {
   apply_lora(*model, config);
   testing::perturb_adapters(*model, 21);
   save_peft_adapter(*model, config, dir.path() / "adapter", "llama");
-  expect_tracks(train_both(dir, "[lora]\ninit_adapter = \"adapter\"\n", {"--adapter", (dir.path() / "adapter").string()},
-                           1e-2),
+  expect_tracks(train_dpo_both(dir, "[lora]\ninit_adapter = \"adapter\"\n", {"--adapter", (dir.path() / "adapter").string()},
+                               1e-2),
                 false);
+}
+
+// Reward modelling (TRL's RewardTrainer) on a ...ForSequenceClassification checkpoint, with the
+// centring term: loss, gradient norm and every TRL metric step for step against
+// tests/reference/trl_reward_step.py, then the saved model is a classifier transformers loads.
+TEST(TrainingOracle, RewardModelStepsTrackTheTrlReference) {
+  TempDir dir;
+  const auto run = train_both(dir, kLlamaSeqcls, "name = \"reward\"\ncenter_rewards_coefficient = 0.01\n",
+                              "trl_reward_step.py", "", {"--center", "0.01"}, 1e-3);
+  ASSERT_EQ(run.ours.size(), 5u);
+  ASSERT_EQ(run.reference.size(), 5u);
+  for (std::size_t step = 0; step < 5; ++step) {
+    // The tolerances of the DPO oracle above, for the same reason: equal first steps, AdamW's
+    // normalised updates carrying fp32 rounding into the later ones.
+    const double loss = run.reference[step]["loss"], norm = run.reference[step]["grad_norm"];
+    EXPECT_NEAR(run.ours[step]["loss"].get<double>(), loss, 1e-5 * std::abs(loss) + 1e-7) << "step " << step + 1;
+    EXPECT_NEAR(run.ours[step]["grad_norm"].get<double>(), norm, 1e-4 * std::abs(norm) + 1e-7) << "step " << step + 1;
+    for (const char* metric : {"margin", "min_reward", "mean_reward", "max_reward"}) {
+      const double want = run.reference[step][metric];
+      EXPECT_NEAR(run.ours[step][metric].get<double>(), want, 1e-4 * std::abs(want) + 1e-6) << metric << " step " << step + 1;
+    }
+    EXPECT_EQ(run.ours[step]["accuracy"].get<double>(), run.reference[step]["accuracy"].get<double>()) << "step " << step + 1;
+  }
+  EXPECT_LT(run.ours[4]["loss"].get<double>(), run.ours[0]["loss"].get<double>());
+  const auto saved = dir.path() / "run/final/model";
+  std::ifstream in(saved / "config.json");
+  const auto config = nlohmann::json::parse(in);
+  EXPECT_EQ(config["architectures"][0], "LlamaForSequenceClassification");
+  EXPECT_EQ(config["pad_token_id"], 0);
+}
+
+// A causal-LM checkpoint becomes a one-output classifier, as AutoModelForSequenceClassification
+// loads it: lm_head dropped, a score head drawn from N(0, initializer_range) by the run's seed,
+// and the saved model a ...ForSequenceClassification directory with transformers' label maps.
+TEST(RewardModel, CausalCheckpointGetsAFreshScoreHeadAndSavesAsAClassifier) {
+  testing::HfLoader hf;
+  LoadOptions options;
+  options.classification_labels = 1;
+  torch::manual_seed(7);
+  const auto first = hf.loader->load(kLlama, options);
+  torch::manual_seed(7);
+  const auto again = hf.loader->load(kLlama, options);
+  const auto head = first->output_weight();
+  ASSERT_EQ(head.sizes(), (std::vector<std::int64_t>{1, 64}));
+  EXPECT_TRUE(torch::equal(head, again->output_weight()));
+  std::ifstream in(kLlama / "config.json");
+  const double range = nlohmann::json::parse(in).value("initializer_range", 0.02);
+  // 64 draws: the sample std is within 30% of the range with probability > 0.999 (chi-square, 63
+  // degrees of freedom); LibTorch's own Linear init would give 1/sqrt(3*64) = 0.072.
+  EXPECT_NEAR(head.std().item<double>(), range, 0.3 * range);
+  EXPECT_EQ(first->named_parameters().find("lm_head.weight"), nullptr);
+  // The decoder is the checkpoint's own.
+  const auto causal = hf.loader->load(kLlama, LoadOptions{});
+  EXPECT_TRUE(torch::equal(first->named_parameters()["model.layers.1.mlp.down_proj.weight"],
+                           causal->named_parameters()["model.layers.1.mlp.down_proj.weight"]));
+
+  TempDir dir;
+  hf.loader->save(*first, dir.path() / "rm");
+  std::ifstream saved_in(dir.path() / "rm/config.json");
+  const auto saved = nlohmann::json::parse(saved_in);
+  EXPECT_EQ(saved["architectures"][0], "LlamaForSequenceClassification");
+  EXPECT_EQ(saved["id2label"]["0"], "LABEL_0");
+  EXPECT_EQ(saved["label2id"]["LABEL_0"], 0);
+  const auto reloaded = hf.loader->load(dir.path() / "rm", LoadOptions{});
+  EXPECT_TRUE(torch::equal(reloaded->output_weight(), head));
+  // A classifier with another number of outputs is refused, naming its config.
+  options.classification_labels = 3;
+  try {
+    hf.loader->load(dir.path() / "rm", options);
+    ADD_FAILURE() << "a one-output classifier loaded as a three-output one";
+  } catch (const DiagnosticError& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RewardModel, LoraAndPackingAreRefusedInTheRecipe) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--out", (dir.path() / "m").string()}).exit_code, 0);
+  dir.write("data.jsonl", "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n");
+  const std::string common = "[run]\noutput_dir = \"run\"\n[method]\nname = \"reward\"\n[model]\npath = \"m\"\n"
+                             "[data]\nformat = \"jsonl\"\npath = \"data.jsonl\"\n";
+  for (const auto& [name, body, help] :
+       {std::tuple{"lora.toml", "[training]\nmax_steps = 1\n[lora]\nr = 8\n", "remove the [lora] section"},
+        std::tuple{"packing.toml", "[training]\nmax_steps = 1\npacking = true\n", "remove packing = true"}}) {
+    const auto recipe = dir.write(name, common + body);
+    const auto r = testing::run_alignkit({"train", recipe.string()});
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find(recipe.string() + ":"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("reward modelling"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(help), std::string::npos) << r.output;
+  }
 }
 
 TEST(TrainingData, RowsAreTruncatedAsTheModeSays) {

@@ -13,6 +13,7 @@
 #include <alignkit/model_loader.hpp>
 #include <alignkit/safetensors.hpp>
 #include <alignkit/tokenizer.hpp>
+#include <alignkit/value_head.hpp>
 
 #include "../host/recipe_validator.hpp"
 #include "../host/text_match.hpp"
@@ -117,7 +118,10 @@ int run_score(const Args& args) {
       "chosen_ids and rejected_ids (lists of token ids, used as they are). Each output\n"
       "line holds, for chosen and rejected: <side>_logps (summed log-prob of the completion tokens, as\n"
       "TRL's concatenated_forward), <side>_logps_mean (per token), <side>_tokens and\n"
-      "<side>_mean_logits (mean logit over completion positions and the vocabulary).",
+      "<side>_mean_logits (mean logit over completion positions and the vocabulary).\n\n"
+      "A reward model (a ...ForSequenceClassification directory with one output, as `alignkit train`\n"
+      "saves the reward method's model) gives <side>_reward instead: its score of prompt + completion\n"
+      "at the last token, as TRL's RewardTrainer computes rewards_chosen / rewards_rejected.",
       CommandLine::no_recipe);
   command_line.add()("model", po::value<std::string>()->required(), "Model directory")(
       "data", po::value<std::string>()->required(), "Input JSONL")("out", po::value<std::string>()->required(),
@@ -136,11 +140,13 @@ int run_score(const Args& args) {
                                      "the folder for --out does not exist"});
   PluginRegistry registry;
   auto model = load_model(command_line.get<std::string>("loader"), command_line.get<std::string>("model"), registry).model;
-  if (model->output_weight().size(0) != model->description().vocab_size)
+  const auto outputs = model->output_weight().size(0);
+  const bool reward_model = outputs == 1;
+  if (outputs != model->description().vocab_size && !reward_model)
     throw DiagnosticError(make_error(
-        fmt::format("{}: score needs a causal LM, but this model's head has {} outputs, not the vocabulary",
-                    command_line.get<std::string>("model"), model->output_weight().size(0)),
-        "a ...ForSequenceClassification model scores sequences, not tokens"));
+        fmt::format("{}: score needs a causal LM or a one-output reward model, but this model's head has {} outputs",
+                    command_line.get<std::string>("model"), outputs),
+        "a classifier with several labels has no single reward to report"));
   const fs::path tokenizer_dir =
       command_line.has("tokenizer") ? fs::path(command_line.get<std::string>("tokenizer")) : fs::path(command_line.get<std::string>("model"));
   std::optional<Tokenizer> tokenizer;
@@ -159,10 +165,25 @@ int run_score(const Args& args) {
         prompts.push_back(examples[i].prompt);
         completions.push_back(std::string(side) == "chosen" ? examples[i].chosen : examples[i].rejected);
       }
-    // Chosen and rejected in one forward, as TRL's concatenated_forward does.
-    const auto scores = score_completions(*model, make_completion_batch(prompts, completions));  // may throw c10::Error,
-    // whose type lives in LibTorch, not in the plugin
+    // Chosen and rejected in one forward, as TRL's concatenated_forward does (may throw
+    // c10::Error, whose type lives in LibTorch, not in the plugin).
+    const auto rows = make_completion_batch(prompts, completions);
     const auto n = static_cast<std::int64_t>(end - start);
+    if (reward_model) {
+      const auto rewards = sequence_scores(*model, rows.input_ids, rows.attention_mask).squeeze(-1);
+      for (std::int64_t i = 0; i < n; ++i) {
+        nlohmann::json line;
+        if (!examples[start + static_cast<std::size_t>(i)].id.is_null()) line["id"] = examples[start + static_cast<std::size_t>(i)].id;
+        for (const auto& [side, row] : {std::pair{"chosen", i}, std::pair{"rejected", n + i}}) {
+          line[fmt::format("{}_reward", side)] = rewards[row].item<double>();
+          line[fmt::format("{}_tokens", side)] = rows.completion_mask[row].sum().item<std::int64_t>();
+        }
+        out += line.dump() + "\n";
+      }
+      std::cerr << fmt::format("scored {}/{} examples\n", end, examples.size());
+      continue;
+    }
+    const auto scores = score_completions(*model, rows);
     for (std::int64_t i = 0; i < n; ++i) {
       nlohmann::json line;
       if (!examples[start + static_cast<std::size_t>(i)].id.is_null()) line["id"] = examples[start + static_cast<std::size_t>(i)].id;

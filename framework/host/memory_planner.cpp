@@ -414,8 +414,16 @@ bool lives_in(const PlanComponent& c, PlanPhase phase) {
   return std::find(c.live.begin(), c.live.end(), phase) != c.live.end();
 }
 
-MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossRequirements& req,
+// A reward model in training is the checkpoint as a one-output sequence classifier: lm_head (when
+// untied) gives way to a [1, H] score head (plugins/models/hf, LoadOptions::classification_labels).
+ModelDescription as_reward_model(ModelDescription m) {
+  m.parameters += m.hidden_size - (m.tied_embeddings ? 0 : m.vocab_size * m.hidden_size);
+  return m;
+}
+
+MemoryPlan plan_without_suggestions(const ModelDescription& described, const LossRequirements& req,
                                     const PlanSettings& st, const MemoryBudget& budget) {
+  const ModelDescription model = req.sequence_scores ? as_reward_model(described) : described;
   const Shape s(model);
   const std::int64_t b = dtype_bytes(st.precision);
   const std::int64_t rows = rows_per_forward(req, st.micro_batch);
@@ -561,7 +569,7 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
           fmt::format("rows*T*({}2*d*b + H*4 + {}*H*b)", fused ? "" : "T*b + ", st.lora ? 2 : 3),
           {PlanPhase::forward, PlanPhase::backward});
   // One chunk holding every scored position keeps its fp32 softmax until backward (logprobs.cpp).
-  if (chunk >= tokens)
+  if (chunk >= tokens && !req.sequence_scores)
     out.add("log-prob softmax (single chunk)", chunk * s.V * 4, PlanPhase::forward,
             fmt::format("C*V*4, C = {} positions in one chunk", chunk), {PlanPhase::forward, PlanPhase::backward});
   if (fused)
@@ -573,18 +581,26 @@ MemoryPlan plan_without_suggestions(const ModelDescription& model, const LossReq
             fmt::format("rows*heads*T^2*max(3b, b+4') = {}*{}*{}^2*{}", rows, s.nh, T, std::max(3 * b, b + upcast(b))),
             {PlanPhase::forward}, true);
 
-  // Logits: the largest activation of a causal LM, credited for chunking.
-  out.add("logits forward (transient)", logits_forward_bytes(s, chunk), PlanPhase::forward,
-          fmt::format("C*V*8 (fp32 logits + logsumexp temp), C = {}{}", chunk, st.logprob_chunk > 0 ? "" : " (unchunked: all positions)"),
-          {PlanPhase::forward}, true);
-  // A trained head's gradient: an fp32 accumulator, each chunk's g^T h in b and its fp32 upcast
-  // (none in fp32); the final cast to b outlives only the accumulator.
-  std::int64_t head_grad = 0;
-  if (!st.lora) head_grad = s.V * s.H * (4 + b + upcast(b));
-  out.add("logits backward (transient)", logits_backward_bytes(s, chunk, b) + tokens * s.H * b + head_grad,
-          PlanPhase::backward,
-          fmt::format("C*V*(8+b') + rows*T*H*b (grad of states){}", st.lora ? "" : " + V*H*(4+b+4') (fp32 head grad)"),
-          {PlanPhase::backward}, true);
+  if (req.sequence_scores) {
+    // A reward model scores each row's last token with a [1, H] head: no logits. Backward
+    // scatters the pooled rows' gradient into a zero [rows, T, H] tensor.
+    out.add("score head backward (transient)", tokens * s.H * b, PlanPhase::backward,
+            "rows*T*H*b (grad of the final states, pooled rows scattered)", {PlanPhase::backward}, true);
+  } else {
+    // Logits: the largest activation of a causal LM, credited for chunking.
+    out.add("logits forward (transient)", logits_forward_bytes(s, chunk), PlanPhase::forward,
+            fmt::format("C*V*8 (fp32 logits + logsumexp temp), C = {}{}", chunk,
+                        st.logprob_chunk > 0 ? "" : " (unchunked: all positions)"),
+            {PlanPhase::forward}, true);
+    // A trained head's gradient: an fp32 accumulator, each chunk's g^T h in b and its fp32 upcast
+    // (none in fp32); the final cast to b outlives only the accumulator.
+    std::int64_t head_grad = 0;
+    if (!st.lora) head_grad = s.V * s.H * (4 + b + upcast(b));
+    out.add("logits backward (transient)", logits_backward_bytes(s, chunk, b) + tokens * s.H * b + head_grad,
+            PlanPhase::backward,
+            fmt::format("C*V*(8+b') + rows*T*H*b (grad of states){}", st.lora ? "" : " + V*H*(4+b+4') (fp32 head grad)"),
+            {PlanPhase::backward}, true);
+  }
   // Backward runs the logits' backward first, then one layer at a time; with checkpointing that
   // layer's activations are recomputed for its backward and freed after it, so they belong to
   // the layer's working set, not beside the logits' transient.
@@ -698,13 +714,16 @@ MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& re
     change(fmt::format("[training] per_device_train_batch_size = {}, gradient_accumulation_steps x{}",
                        settings.micro_batch / 2, 2),
            [](PlanSettings& s) { s.micro_batch /= 2; });
-  if (!settings.lora)
+  // Reward modelling trains the whole model (trainer.cpp refuses [lora] for it).
+  const bool adapters_possible = !requirements.sequence_scores;
+  if (!settings.lora && adapters_possible)
     change("[lora] enabled = true (r 16, all projections)", [](PlanSettings& s) {
       s.lora = true;
       s.lora_r = 16;
       s.reference = s.reference == PlanReference::copy ? PlanReference::adapter_off : s.reference;
     });
-  if (settings.quantization != BaseQuantization::nf4 && settings.quantization != BaseQuantization::nf4_double_quant)
+  if (settings.quantization != BaseQuantization::nf4 && settings.quantization != BaseQuantization::nf4_double_quant &&
+      adapters_possible)
     change(settings.lora ? "[model] quantization = \"nf4\"" : "[lora] enabled = true and [model] quantization = \"nf4\"",
            [](PlanSettings& s) {
              if (!s.lora) s.lora = true, s.lora_r = 16;
@@ -720,7 +739,7 @@ MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& re
   // Reference log-probs of generated completions cannot be computed before training.
   if (requirements.reference_model && !requirements.generation && settings.reference != PlanReference::precomputed)
     change("[reference] strategy = \"precomputed\"", [](PlanSettings& s) { s.reference = PlanReference::precomputed; });
-  if (settings.logprob_chunk == 0 || settings.logprob_chunk > 256)
+  if ((settings.logprob_chunk == 0 || settings.logprob_chunk > 256) && !requirements.sequence_scores)
     change("[training] logprob_chunk = 256", [](PlanSettings& s) { s.logprob_chunk = 256; });
   if (settings.max_length > 256)
     change(fmt::format("[training] max_length = {}", settings.max_length / 2), [](PlanSettings& s) { s.max_length /= 2; });

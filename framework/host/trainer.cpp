@@ -29,6 +29,7 @@
 #include <alignkit/safetensors.hpp>
 #include <alignkit/scheduler.hpp>
 #include <alignkit/tokenizer.hpp>
+#include <alignkit/value_head.hpp>
 #include <alignkit/torch_compat.hpp>
 
 #include "fault_injection.hpp"
@@ -284,6 +285,7 @@ class Trainer {
           "name", fmt::format("'{}' is an online method (it generates completions); `alignkit train` runs offline "
                               "methods",
                               loss_plugin->name)));
+    if (requirements_.sequence_scores) check_sequence_score_recipe(*loss_plugin);
 
     // The data, tokenized once.
     const fs::path model_path = model_section.get_path("path");
@@ -333,7 +335,8 @@ class Trainer {
     if (quantization_ != BaseQuantization::none && !lora_)
       throw DiagnosticError(model_section.error("quantization", "a quantized base needs LoRA adapters to train",
                                                 "add a [lora] section, or set quantization = \"none\""));
-    policy_ = load_model(model_path, dtype_, quantization_);
+    // A reward model in training is a one-output sequence classifier.
+    policy_ = load_model(model_path, dtype_, quantization_, requirements_.sequence_scores ? 1 : 0);
     check_vocabulary(policy_->description().vocab_size);
     if (lora_) {
       const auto section = recipe_.section("lora");
@@ -420,8 +423,26 @@ class Trainer {
             }
   }
 
-  std::shared_ptr<CausalLM> load_model(const fs::path& path, torch::ScalarType dtype, BaseQuantization quantization) {
+  // What a sequence-score method (reward modelling) cannot be combined with, said at the key.
+  void check_sequence_score_recipe(const PluginRecord& plugin) const {
+    if (requirements_.examples != ExampleLayout::paired || requirements_.reference_model)
+      throw DiagnosticError(plugin_failure(plugin, "to declare its requirements",
+                                           "sequence scores are given for paired examples without a reference"));
+    const auto training = recipe_.section("training");
+    if (training.get_bool("packing"))
+      throw DiagnosticError(training.error("packing", "reward modelling scores padded rows; packing does not apply to it",
+                                           "remove packing = true"));
+    if (recipe_.has_section("lora") && recipe_.section("lora").get_bool("enabled"))
+      throw DiagnosticError(recipe_.section("lora").error(
+          "enabled", "reward modelling trains the full model here: a LoRA reward model also trains its score head "
+                     "(PEFT's modules_to_save), which the adapter format does not carry yet",
+          "remove the [lora] section (and any quantization) to train the whole model"));
+  }
+
+  std::shared_ptr<CausalLM> load_model(const fs::path& path, torch::ScalarType dtype, BaseQuantization quantization,
+                                       std::int64_t classification_labels = 0) {
     LoadOptions options;
+    options.classification_labels = classification_labels;
     options.device = device_;
     options.dtype = dtype;
     options.quantization = quantization;
@@ -531,6 +552,21 @@ class Trainer {
     return {rows_of(scores, 0, n), rows_of(scores, n, 2 * n)};
   }
 
+  // The policy's score head at the last token of prompt + chosen and prompt + rejected, in one
+  // right-padded forward (TRL's RewardTrainer batches chosen rows, then rejected rows).
+  std::pair<CompletionScores, CompletionScores> sequence_score_pairs(const std::vector<const TokenizedExample*>& batch) const {
+    std::vector<std::vector<std::int64_t>> prompts, completions;
+    for (const auto* e : batch) prompts.push_back(e->prompt), completions.push_back(e->completion);
+    for (const auto* e : batch) prompts.push_back(e->prompt), completions.push_back(e->rejected);
+    const auto rows = make_completion_batch(prompts, completions, pad_id_);
+    const auto scores = sequence_scores(*policy_, rows.input_ids.to(device_), rows.attention_mask.to(device_)).squeeze(-1);
+    const auto n = static_cast<std::int64_t>(batch.size());
+    CompletionScores chosen, rejected;
+    chosen.scores = scores.slice(0, 0, n);
+    rejected.scores = scores.slice(0, n, 2 * n);
+    return {chosen, rejected};
+  }
+
   static CompletionScores rows_of(const CompletionScores& s, std::int64_t begin, std::int64_t end) {
     return rows(s, begin, end);
   }
@@ -584,7 +620,9 @@ class Trainer {
       return s;
     };
 
-    if (requirements_.examples == ExampleLayout::paired) {
+    if (requirements_.sequence_scores) {
+      std::tie(loss_batch.chosen, loss_batch.rejected) = sequence_score_pairs(batch);
+    } else if (requirements_.examples == ExampleLayout::paired) {
       std::tie(loss_batch.chosen, loss_batch.rejected) = score_pairs(*policy_, batch);
       if (strategy_ == ReferenceStrategy::precomputed) {
         loss_batch.reference_chosen = cached(0);
@@ -946,13 +984,13 @@ class Trainer {
         std::cerr << fmt::format("step {}: the fp16 gradients overflowed at loss scale {}; step skipped, scale now {}\n",
                                  step, scale, loss_scaler_->scale());
         const double norm = clip_gradients(0);
-        optimizer_->zero_grad();
+        compat::zero_grad_in_place(*optimizer_);
         return norm;
       }
     }
     const double grad_norm = clip_gradients(max_grad_norm);
     optimizer_->step();
-    optimizer_->zero_grad();
+    compat::zero_grad_in_place(*optimizer_);
     copy_masters_to_model();
     return grad_norm;
   }
@@ -1000,8 +1038,8 @@ class Trainer {
   void print_progress(std::int64_t step, std::int64_t total, const std::map<std::string, double>& values,
                       double tokens_per_second, double eta_seconds) const {
     std::string line = fmt::format("step {}/{}", step, total);
-    for (const char* name : {"loss", "rewards/accuracies", "rewards/margins", "grad_norm", "learning_rate", "eval_loss",
-                             "eval_rewards/accuracies"})
+    for (const char* name : {"loss", "rewards/accuracies", "rewards/margins", "accuracy", "margin", "grad_norm",
+                             "learning_rate", "eval_loss", "eval_rewards/accuracies", "eval_accuracy"})
       if (auto it = values.find(name); it != values.end()) line += fmt::format(" | {} {:.4g}", name, it->second);
     line += fmt::format(" | {:.0f} tok/s | ETA {}", tokens_per_second, duration(eta_seconds));
     std::cerr << line << "\n";
@@ -1033,12 +1071,25 @@ class Trainer {
       merge_lora(*model);
     }
     call_plugin(*loader_plugin_, "to save the model", [&] { loader_->save(*model, dir / "model"); });
+    if (requirements_.sequence_scores) record_pad_token(dir / "model" / "config.json");
     for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
                              "chat_template.jinja"}) {
       const auto from = tokenizer_->origin().parent_path() / file;
       if (fs::exists(from)) fs::copy_file(from, dir / "model" / file, fs::copy_options::overwrite_existing);
     }
     std::cerr << fmt::format("saved the model to {}\n", (dir / "model").string());
+  }
+
+  // transformers' sequence classifiers pool at the last token that is not config.pad_token_id
+  // (TRL's RewardTrainer sets it from the tokenizer before training): a saved reward model
+  // without one would fail on batches in transformers.
+  void record_pad_token(const fs::path& config_file) const {
+    if (!fs::exists(config_file)) return;  // a loader of another format
+    std::ifstream in(config_file);
+    auto config = nlohmann::json::parse(in);
+    if (config.contains("pad_token_id") && config["pad_token_id"].is_number_integer()) return;
+    config["pad_token_id"] = pad_id_;
+    write_file_atomically(config_file, config.dump(2) + "\n");
   }
 
   const ValidatedRecipe& recipe_;

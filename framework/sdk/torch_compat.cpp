@@ -58,9 +58,13 @@ namespace alignkit::compat {
 std::optional<std::int64_t> cuda_peak_reserved_bytes(int index) {
 #ifdef ALIGNKIT_TORCH_CUDA
   if (!cuda_available() || index < 0 || static_cast<std::size_t>(index) >= torch::cuda::device_count()) return std::nullopt;
-  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
-  // Entry 0 is StatType::AGGREGATE (all pools) in every release; the enum itself moved namespace.
-  return static_cast<std::int64_t>(stats.reserved_bytes[0].peak);
+  try {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+    // Entry 0 is StatType::AGGREGATE (all pools) in every release; the enum itself moved namespace.
+    return static_cast<std::int64_t>(stats.reserved_bytes[0].peak);
+  } catch (const c10::Error&) {  // the allocator was never initialised on that device
+    return std::nullopt;
+  }
 #else
   (void)index;
   return std::nullopt;

@@ -45,6 +45,11 @@ struct LossRequirements {
   // and a value model ([value_model]: a critic with one output per token, trained with the policy).
   bool reward_model = false;
   bool value_model = false;
+  // The policy is a reward model being trained (TRL's RewardTrainer): the host gives it a
+  // sequence-classification head with one output (a fresh one when the checkpoint is a causal
+  // LM) and fills CompletionScores::scores, the head's output at each row's last token, instead
+  // of log-probs. Paired layout; no reference.
+  bool sequence_scores = false;
   // The loss is a mean over completion tokens: under gradient accumulation the host weights each
   // micro-batch by its share of the step's completion tokens (transformers' num_items_in_batch)
   // instead of 1 / accumulation steps, so the step's gradient is that of the token mean over
@@ -61,6 +66,9 @@ struct CompletionScores {
   // Tokens that entered nll; may be left undefined when they are the token_counts (they differ
   // with nll_over_prompt). Losses weight nll by them to get TRL's batch-mean NLL.
   torch::Tensor nll_token_counts;
+  // The score head's output at the completion's last token (fp32), when sequence_scores is
+  // declared; the fields above are then undefined.
+  torch::Tensor scores;
 };
 
 // Online methods: per-token quantities of a minibatch of rollouts, [N, T] over the generated

@@ -44,6 +44,12 @@ struct LoadOptions {
   // instead of the fused kernel wherever fused_attention_supports accepts the forward
   // (alignkit/attention.hpp). Both compute the same values; eager keeps the [B, H, T, T] scores.
   bool eager_attention = false;
+  // 0: the head config.json declares. N > 0: a ...ForSequenceClassification model with N labels,
+  // as transformers' AutoModelForSequenceClassification(num_labels=N) loads it: a causal-LM
+  // checkpoint keeps its decoder, drops lm_head and gets a fresh `score` head drawn from
+  // N(0, initializer_range) with torch's global generator; a classification checkpoint must
+  // already have N labels.
+  std::int64_t classification_labels = 0;
 };
 
 // Keys and values of the positions seen so far, for incremental decoding. The model allocates

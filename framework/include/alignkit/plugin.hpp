@@ -21,7 +21,7 @@
 // and the virtual interfaces (Scheduler, Loss, Dataset, ModelLoader, Judge). Bumped on any
 // change to them; the host refuses plugins built for another version. A new kind with its own
 // interface (Judge) left it as it was: the plugins of the existing kinds did not change.
-#define ALIGNKIT_PLUGIN_API_VERSION 3  // 3: LossRequirements' online models, LossBatch::rollout
+#define ALIGNKIT_PLUGIN_API_VERSION 4  // 4: sequence scores (reward models); 3: online models, rollouts
 
 // C++ objects cross the boundary, so host and plugin must agree on the standard library ABI
 // and, for tensor-facing plugins, on the LibTorch release. The tag records both at the plugin's

@@ -55,4 +55,16 @@ auto optimizer_state_key(const Optimizer& optimizer, const Tensor& parameter) {
   }
 }
 
+// Zeroes the gradients in place, keeping them allocated, as 1.x's zero_grad() did; 2.x's default
+// (set_to_none) frees them, which changes what stays resident between steps (the planner prices
+// resident gradients) and whether AdamW decays a parameter that got no gradient in a step.
+template <typename Optimizer>
+void zero_grad_in_place(Optimizer& optimizer) {
+#if ALIGNKIT_TORCH_AT_LEAST(2, 0)
+  optimizer.zero_grad(/*set_to_none=*/false);
+#else
+  optimizer.zero_grad();
+#endif
+}
+
 }  // namespace alignkit::compat

@@ -153,6 +153,7 @@ ModelConfig read_config_fields(const fs::path& model_dir, const fs::path& path) 
   c.num_labels = r.integer_or("num_labels", c.head == Head::classification && json.contains("id2label")
                                                 ? static_cast<std::int64_t>(json["id2label"].size())
                                                 : 1);
+  c.initializer_range = r.number_or("initializer_range", 0.02);
   c.pad_token_id = r.token_id("pad_token_id");
   c.bos_token_id = r.token_id("bos_token_id");
   c.eos_token_id = r.token_id("eos_token_id");
@@ -183,6 +184,31 @@ ModelDescription describe(const ModelConfig& c) {
   if (c.head == Head::classification) total += c.num_labels * h;
   d.parameters = total;
   return d;
+}
+
+ModelConfig as_classifier(ModelConfig c, std::int64_t labels, const fs::path& model_dir) {
+  if (c.head == Head::classification) {
+    if (c.num_labels != labels)
+      throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{(model_dir / "config.json").string(), 0, 0},
+                                       fmt::format("the classification head has {} outputs, {} are needed", c.num_labels,
+                                                   labels),
+                                       "train a reward model from a causal LM or from a one-label classifier"});
+    return c;
+  }
+  const auto at = c.architecture.find("ForCausalLM");
+  c.architecture.replace(at, std::string("ForCausalLM").size(), "ForSequenceClassification");
+  c.head = Head::classification;
+  c.num_labels = labels;
+  auto json = nlohmann::json::parse(c.json);
+  json["architectures"] = nlohmann::json::array({c.architecture});
+  json["id2label"] = nlohmann::json::object();
+  json["label2id"] = nlohmann::json::object();
+  for (std::int64_t i = 0; i < labels; ++i) {
+    json["id2label"][std::to_string(i)] = fmt::format("LABEL_{}", i);
+    json["label2id"][fmt::format("LABEL_{}", i)] = i;
+  }
+  c.json = json.dump(2);
+  return c;
 }
 
 }  // namespace alignkit::hf

@@ -49,6 +49,7 @@ struct ModelConfig {
   bool qk_norm = false;      // Qwen3
   std::optional<std::int64_t> sliding_window;  // Mistral (and Qwen2 with use_sliding_window)
   std::int64_t num_labels = 1;                 // classification head
+  double initializer_range = 0.02;             // std of transformers' fresh Linear weights
   std::optional<std::int64_t> pad_token_id;
   std::optional<std::int64_t> bos_token_id;
   std::optional<std::int64_t> eos_token_id;
@@ -62,5 +63,11 @@ ModelConfig read_config(const std::filesystem::path& model_dir);
 
 // Parameter count and shapes for the planner, from the config alone.
 ModelDescription describe(const ModelConfig& config);
+
+// The same decoder as a ...ForSequenceClassification model with `labels` outputs, as
+// AutoModelForSequenceClassification.from_pretrained(dir, num_labels=labels) configures it
+// (architectures, id2label/label2id). A classification config must already have `labels`
+// outputs; DiagnosticError naming <dir>/config.json otherwise.
+ModelConfig as_classifier(ModelConfig config, std::int64_t labels, const std::filesystem::path& model_dir);
 
 }  // namespace alignkit::hf

@@ -38,11 +38,23 @@ class HfLoader final : public alignkit::ModelLoader {
   std::shared_ptr<alignkit::CausalLM> load(const std::filesystem::path& dir,
                                            const alignkit::LoadOptions& options) override {
     check_dtype_supported(options);
-    const auto config = alignkit::hf::read_config(dir);
+    auto config = alignkit::hf::read_config(dir);
     alignkit::hf::check_weights_present(dir);
+    const bool fresh_head = options.classification_labels > 0 && config.head == alignkit::hf::Head::causal_lm;
+    if (options.classification_labels > 0)
+      config = alignkit::hf::as_classifier(std::move(config), options.classification_labels, dir);
     auto model = std::make_shared<alignkit::hf::DecoderLM>(config);
     model->model->fused_attention = !options.eager_attention;
-    alignkit::hf::load_weights(*model, dir, options);
+    std::set<std::string> fresh, unused;
+    if (fresh_head) fresh = {"score.weight"}, unused = {"lm_head.weight"};
+    alignkit::hf::load_weights(*model, dir, options, fresh, unused);
+    if (fresh_head) {
+      // transformers' _init_weights for a Linear missing from the checkpoint, drawn in fp32 on
+      // the CPU so that a seed gives the same head on every device and dtype.
+      torch::NoGradGuard no_grad;
+      auto weight = torch::empty(model->score->weight.sizes(), torch::kFloat32).normal_(0, config.initializer_range);
+      model->score->weight.set_data(weight.to(options.device, options.dtype));
+    }
     model->eval();
     return model;
   }

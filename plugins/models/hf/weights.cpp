@@ -69,7 +69,8 @@ void check_weights_present(const fs::path& dir) {
          "convert PyTorch .bin weights to safetensors first (transformers: save_pretrained(safe_serialization=True))");
 }
 
-void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOptions& options) {
+void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOptions& options,
+                  const std::set<std::string>& fresh, const std::set<std::string>& unused) {
   std::map<fs::path, safetensors::File> files;
   const auto where = locate_tensors(dir, files);
   std::set<std::string> used;
@@ -81,6 +82,7 @@ void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOpti
       if (auto* linear = dynamic_cast<AdaptableLinearImpl*>(item.value().get())) quantize[item.key() + ".weight"] = linear;
   for (auto& item : module.named_parameters(true)) {
     const std::string& name = item.key();
+    if (fresh.count(name)) continue;
     auto it = where.find(name);
     if (it == where.end())
       fail(dir, fmt::format("the weights have no tensor '{}', which the model needs", name),
@@ -100,7 +102,7 @@ void load_weights(torch::nn::Module& module, const fs::path& dir, const LoadOpti
   const auto params = module.named_parameters(true);
   const bool tied = params.find("lm_head.weight") == nullptr && params.find("score.weight") == nullptr;
   for (const auto& [name, file] : where)
-    if (!used.count(name) && !ignorable(name) && !(tied && name == "lm_head.weight"))
+    if (!used.count(name) && !ignorable(name) && !unused.count(name) && !(tied && name == "lm_head.weight"))
       fail(file, fmt::format("tensor '{}' has no place in the model", name),
            "is config.json's architecture the one these weights were saved from?");
 }

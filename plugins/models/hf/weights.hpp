@@ -3,6 +3,8 @@
 #pragma once
 
 #include <filesystem>
+#include <set>
+#include <string>
 
 #include <torch/nn/module.h>
 
@@ -18,7 +20,10 @@ namespace alignkit::hf {
 // model is built, since building a large one costs seconds.
 void check_weights_present(const std::filesystem::path& dir);
 
-void load_weights(torch::nn::Module& module, const std::filesystem::path& model_dir, const LoadOptions& options);
+// `fresh`: parameters the files need not hold (a new head, initialised by the caller); `unused`:
+// tensors in the files the model leaves out (the lm_head a classifier drops).
+void load_weights(torch::nn::Module& module, const std::filesystem::path& model_dir, const LoadOptions& options,
+                  const std::set<std::string>& fresh = {}, const std::set<std::string>& unused = {});
 
 // Writes every parameter to <model_dir>/model.safetensors (atomically) under its name.
 void save_weights(const torch::nn::Module& module, const std::filesystem::path& model_dir);

@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""Python reference of TRL's reward-model training step, on Debian's python3-torch.
+
+Written from the semantics of TRL's RewardTrainer (compute_loss and its metrics) and transformers'
+Trainer, independently of alignkit's C++: each row is prompt + completion + EOS (chosen rows, then
+rejected rows, right-padded, positions 0..T-1), the ...ForSequenceClassification score head read at
+each row's last real token, loss = -logsigmoid(r_chosen - r_rejected).mean() (+ the centring term),
+backward, the global gradient norm clipped as transformers does, and torch.optim.AdamW with
+transformers' parameter groups (no weight decay on biases and norm weights) under a linear
+schedule without warmup. Every step uses the whole dataset as its batch.
+
+usage: trl_reward_step.py --model DIR --data F.jsonl --steps N --lr LR [--center C]
+                          [--weight-decay W] [--max-grad-norm G] [--eos ID] [--pad ID]
+Prints one JSON object per step: loss, grad_norm, accuracy, margin, min_reward, mean_reward,
+max_reward (TRL's metric names).
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from llama_reference import Model  # noqa: E402
+
+
+def rows(examples, eos, pad):
+    seqs = [list(e["prompt_ids"]) + list(e[side]) + [eos] for side in ("chosen_ids", "rejected_ids") for e in examples]
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.int64)
+    attention = torch.zeros((len(seqs), width), dtype=torch.int64)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        attention[i, :len(s)] = 1
+    return ids, attention
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--lr", type=float, required=True)
+    p.add_argument("--center", type=float, help="center_rewards_coefficient (default: None)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--eos", type=int, default=2)
+    p.add_argument("--pad", type=int, default=0)
+    a = p.parse_args()
+    with open(a.data) as f:
+        examples = [json.loads(line) for line in f if line.strip()]
+    ids, attention = rows(examples, a.eos, a.pad)
+    n = len(examples)
+    last = attention.sum(-1) - 1  # right padding: the last real token of each row
+
+    model = Model(a.model)
+    if "score.weight" not in model.w:
+        raise SystemExit(f"{a.model} has no score head: give a ...ForSequenceClassification model")
+    params = model.w
+    for t in params.values():
+        t.requires_grad_(True)
+
+    def is_decayed(name, t):
+        return t.dim() >= 2 and "norm" not in name and "bias" not in name
+
+    decay = [t for name, t in params.items() if is_decayed(name, t)]
+    no_decay = [t for name, t in params.items() if not is_decayed(name, t)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, (a.steps - step) / max(1, a.steps)))
+    for _ in range(a.steps):
+        scores = model.forward(ids, attention).float()[torch.arange(ids.shape[0]), last].squeeze(-1)
+        chosen, rejected = scores[:n], scores[n:]
+        loss = -torch.nn.functional.logsigmoid(chosen - rejected).mean()
+        if a.center is not None:
+            loss = loss + a.center * torch.mean((chosen + rejected) ** 2)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(list(params.values()), a.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        s = scores.detach()
+        row = {"loss": loss.item(), "grad_norm": norm.item(),
+               "accuracy": (chosen > rejected).float().mean().item(),
+               "margin": (chosen - rejected).mean().item(),
+               "min_reward": s.min().item(), "mean_reward": s.mean().item(), "max_reward": s.max().item()}
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
