@@ -303,8 +303,23 @@ TEST(MemoryPlanner, RewardModelIsPricedAsTheClassifierTheTrainerLoads) {
   EXPECT_EQ(find(plan, "logits"), nullptr);
   EXPECT_EQ(find(plan, "reference"), nullptr);
   EXPECT_NE(find(plan, "score head backward"), nullptr);
-  // No suggestion the trainer would refuse for it (LoRA, a quantized base, log-prob chunks).
-  for (const auto& s : plan.suggestions) EXPECT_EQ(s.change.find("lora"), std::string::npos) << s.change;
+  for (const auto& s : plan.suggestions) EXPECT_EQ(s.change.find("logprob_chunk"), std::string::npos) << s.change;
+  // With LoRA the score head trains whole beside the adapters (PEFT's modules_to_save).
+  LoraConfig lora;
+  lora.r = 8;
+  lora.target_modules = PlanSettings{}.lora_targets;
+  lora.modules_to_save = {"classifier", "score"};
+  apply_lora(*model, lora);
+  std::int64_t trainable = 0;
+  for (const auto& p : model->parameters())
+    if (p.requires_grad()) trainable += p.numel() * static_cast<std::int64_t>(p.element_size());
+  PlanSettings st;
+  st.lora = true;
+  st.lora_r = 8;
+  const auto with_lora = plan_memory(hf.loader->describe(kLlama), reward, st, memory_gib_budget(0));
+  EXPECT_EQ(find(with_lora, "gradients")->bytes, trainable);
+  EXPECT_EQ(find(with_lora, "AdamW moments")->bytes, 2 * trainable);
+  EXPECT_EQ(find(with_lora, "policy weights")->bytes, bytes);
 }
 
 TEST(MemoryPlanner, RecipeThatCannotFitOnT4GetsSuggestionsOrderedBySavings) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/lora.hpp>
+#include <alignkit/safetensors.hpp>
 #include <alignkit/torch_compat.hpp>
 
 #include "host/metrics_log.hpp"
@@ -78,24 +79,41 @@ Run train_dpo_both(const TempDir& dir, const std::string& extra_recipe, std::vec
                     "[output]\nsave_model = false\n" + extra_recipe, reference_args, lr);
 }
 
-void expect_tracks(const Run& run, bool reference_is_start) {
+// Both runs' five steps agree: loss, gradient norm and the named metrics. fp32 on both sides
+// through the same operations in different groupings: the first step agrees to rounding; AdamW's
+// normalised updates carry that rounding forward, so later steps get 1e-5 relative on the loss
+// and 1e-4 on the gradient norm and metrics (a wrong formula is off by far more).
+void expect_steps_agree(const Run& run, const std::vector<std::string>& metrics) {
   ASSERT_EQ(run.ours.size(), 5u);
   ASSERT_EQ(run.reference.size(), 5u);
   for (std::size_t step = 0; step < 5; ++step) {
-    // fp32 on both sides through the same operations in different groupings: the first step agrees
-    // to rounding; AdamW's normalised updates carry that rounding forward, so later steps get 1e-5
-    // relative on the loss and 1e-4 on the gradient norm (a wrong formula is off by far more).
     const double loss = run.reference[step]["loss"], norm = run.reference[step]["grad_norm"];
-    const double margin = run.reference[step]["rewards/margins"];
     EXPECT_NEAR(run.ours[step]["loss"].get<double>(), loss, 1e-5 * std::abs(loss) + 1e-7) << "step " << step + 1;
     EXPECT_NEAR(run.ours[step]["grad_norm"].get<double>(), norm, 1e-4 * std::abs(norm) + 1e-7) << "step " << step + 1;
-    EXPECT_NEAR(run.ours[step]["rewards/margins"].get<double>(), margin, 1e-4 * std::abs(margin) + 1e-6)
-        << "step " << step + 1;
+    for (const auto& metric : metrics) {
+      const double want = run.reference[step][metric];
+      EXPECT_NEAR(run.ours[step][metric].get<double>(), want, 1e-4 * std::abs(want) + 1e-6) << metric << " step " << step + 1;
+    }
   }
+  EXPECT_LT(run.ours[4]["loss"].get<double>(), run.ours[0]["loss"].get<double>());
+}
+
+void expect_tracks(const Run& run, bool reference_is_start) {
+  expect_steps_agree(run, {"rewards/margins"});
   // The run learns: the loss falls (from log 2 when the reference is the starting policy; a
   // starting adapter with a non-zero B already differs from the adapter-off reference).
   if (reference_is_start) EXPECT_NEAR(run.ours[0]["loss"].get<double>(), std::log(2.0), 1e-6);
-  EXPECT_LT(run.ours[4]["loss"].get<double>(), run.ours[0]["loss"].get<double>());
+}
+
+// Attaches an r4 adapter on q/v/down_proj (with `kind`'s task_type and modules_to_save) whose B
+// is non-zero, so both factors get gradients from the first step, and saves it to `dir`.
+void save_starting_adapter(CausalLM& model, const fs::path& dir, LoraConfig kind, std::uint64_t seed) {
+  kind.r = 4;
+  kind.alpha = 8;
+  kind.target_modules = {"q_proj", "v_proj", "down_proj"};
+  apply_lora(model, kind);
+  testing::perturb_adapters(model, seed);
+  save_peft_adapter(model, kind, dir, "base");
 }
 
 TEST(TrainingOracle, FullFineTuningDpoStepsTrackTheTrlReference) {
@@ -105,16 +123,9 @@ TEST(TrainingOracle, FullFineTuningDpoStepsTrackTheTrlReference) {
 
 TEST(TrainingOracle, LoraDpoStepsTrackTheTrlReference) {
   TempDir dir;
-  // A starting adapter with a non-zero B, so both factors get gradients from the first step.
   testing::HfLoader m;
   auto model = m.loader->load(kLlama, LoadOptions{});
-  LoraConfig config;
-  config.r = 4;
-  config.alpha = 8;
-  config.target_modules = {"q_proj", "v_proj", "down_proj"};
-  apply_lora(*model, config);
-  testing::perturb_adapters(*model, 21);
-  save_peft_adapter(*model, config, dir.path() / "adapter", "llama");
+  save_starting_adapter(*model, dir.path() / "adapter", LoraConfig{}, 21);
   expect_tracks(train_dpo_both(dir, "[lora]\ninit_adapter = \"adapter\"\n", {"--adapter", (dir.path() / "adapter").string()},
                                1e-2),
                 false);
@@ -127,21 +138,7 @@ TEST(TrainingOracle, RewardModelStepsTrackTheTrlReference) {
   TempDir dir;
   const auto run = train_both(dir, kLlamaSeqcls, "name = \"reward\"\ncenter_rewards_coefficient = 0.01\n",
                               "trl_reward_step.py", "", {"--center", "0.01"}, 1e-3);
-  ASSERT_EQ(run.ours.size(), 5u);
-  ASSERT_EQ(run.reference.size(), 5u);
-  for (std::size_t step = 0; step < 5; ++step) {
-    // The tolerances of the DPO oracle above, for the same reason: equal first steps, AdamW's
-    // normalised updates carrying fp32 rounding into the later ones.
-    const double loss = run.reference[step]["loss"], norm = run.reference[step]["grad_norm"];
-    EXPECT_NEAR(run.ours[step]["loss"].get<double>(), loss, 1e-5 * std::abs(loss) + 1e-7) << "step " << step + 1;
-    EXPECT_NEAR(run.ours[step]["grad_norm"].get<double>(), norm, 1e-4 * std::abs(norm) + 1e-7) << "step " << step + 1;
-    for (const char* metric : {"margin", "min_reward", "mean_reward", "max_reward"}) {
-      const double want = run.reference[step][metric];
-      EXPECT_NEAR(run.ours[step][metric].get<double>(), want, 1e-4 * std::abs(want) + 1e-6) << metric << " step " << step + 1;
-    }
-    EXPECT_EQ(run.ours[step]["accuracy"].get<double>(), run.reference[step]["accuracy"].get<double>()) << "step " << step + 1;
-  }
-  EXPECT_LT(run.ours[4]["loss"].get<double>(), run.ours[0]["loss"].get<double>());
+  expect_steps_agree(run, {"accuracy", "margin", "min_reward", "mean_reward", "max_reward"});
   const auto saved = dir.path() / "run/final/model";
   std::ifstream in(saved / "config.json");
   const auto config = nlohmann::json::parse(in);
@@ -189,25 +186,104 @@ TEST(RewardModel, CausalCheckpointGetsAFreshScoreHeadAndSavesAsAClassifier) {
     hf.loader->load(dir.path() / "rm", options);
     ADD_FAILURE() << "a one-output classifier loaded as a three-output one";
   } catch (const DiagnosticError& e) {
-    EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
+    EXPECT_NE(e.format().find("config.json"), std::string::npos) << e.format();
   }
 }
 
-TEST(RewardModel, LoraAndPackingAreRefusedInTheRecipe) {
+TEST(RewardModel, PackingIsRefusedInTheRecipe) {
   TempDir dir;
   ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--out", (dir.path() / "m").string()}).exit_code, 0);
   dir.write("data.jsonl", "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n");
-  const std::string common = "[run]\noutput_dir = \"run\"\n[method]\nname = \"reward\"\n[model]\npath = \"m\"\n"
-                             "[data]\nformat = \"jsonl\"\npath = \"data.jsonl\"\n";
-  for (const auto& [name, body, help] :
-       {std::tuple{"lora.toml", "[training]\nmax_steps = 1\n[lora]\nr = 8\n", "remove the [lora] section"},
-        std::tuple{"packing.toml", "[training]\nmax_steps = 1\npacking = true\n", "remove packing = true"}}) {
-    const auto recipe = dir.write(name, common + body);
-    const auto r = testing::run_alignkit({"train", recipe.string()});
-    EXPECT_EQ(r.exit_code, 1) << r.output;
-    EXPECT_NE(r.output.find(recipe.string() + ":"), std::string::npos) << r.output;
-    EXPECT_NE(r.output.find("reward modelling"), std::string::npos) << r.output;
-    EXPECT_NE(r.output.find(help), std::string::npos) << r.output;
+  const auto recipe = dir.write("r.toml", "[run]\noutput_dir = \"run\"\n[method]\nname = \"reward\"\n[model]\npath = \"m\"\n"
+                                          "[data]\nformat = \"jsonl\"\npath = \"data.jsonl\"\n[training]\nmax_steps = 1\n"
+                                          "packing = true\n");
+  const auto r = testing::run_alignkit({"train", recipe.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(recipe.string() + ":"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("reward modelling scores padded rows"), std::string::npos) << r.output;
+}
+
+// A LoRA reward model: PEFT's SEQ_CLS adapter, whose score head trains whole beside the adapters
+// (modules_to_save), step for step against the Python reference from the same starting adapter.
+TEST(TrainingOracle, LoraRewardModelStepsTrackTheTrlReference) {
+  TempDir dir;
+  testing::HfLoader m;
+  auto model = m.loader->load(kLlamaSeqcls, LoadOptions{});
+  LoraConfig seq_cls;
+  seq_cls.task_type = "SEQ_CLS";
+  seq_cls.modules_to_save = {"classifier", "score"};
+  save_starting_adapter(*model, dir.path() / "adapter", seq_cls, 22);
+  const auto run = train_both(dir, kLlamaSeqcls, "name = \"reward\"\n", "trl_reward_step.py",
+                              "[lora]\ninit_adapter = \"adapter\"\n[output]\nsave_adapter = true\n",
+                              {"--adapter", (dir.path() / "adapter").string()}, 1e-2);
+  expect_steps_agree(run, {"accuracy", "margin", "min_reward", "mean_reward", "max_reward"});
+  // The saved adapter carries the trained head under PEFT's key, and the merged model equals it.
+  const auto adapter = safetensors::File::open(dir.path() / "run/final/adapter/adapter_model.safetensors");
+  ASSERT_TRUE(adapter.find("base_model.model.score.weight"));
+  const auto head = adapter.tensor("base_model.model.score.weight");
+  EXPECT_FALSE(torch::equal(head, model->output_weight()));  // it trained
+  const auto merged = m.loader->load(dir.path() / "run/final/model", LoadOptions{});
+  EXPECT_TRUE(torch::equal(merged->output_weight(), head));
+}
+
+// QLoRA on a causal checkpoint: the adapters merge into the base reloaded unquantized as a
+// classifier, and the merged model's head is the trained one from the adapter, not a new draw.
+TEST(RewardModel, QloraMergesTheTrainedHeadIntoTheSavedModel) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
+                .exit_code,
+            0);
+  fs::copy_file(kPairs, dir.path() / "pairs.jsonl");
+  const auto recipe = dir.write(
+      "q.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 2\nper_device_train_batch_size = 2\n"
+                            "[method]\nname = \"reward\"\n[model]\npath = \"{}\"\ntokenizer = \"tok\"\nquantization = \"nf4\"\n"
+                            "[lora]\nr = 4\n[data]\nformat = \"jsonl\"\npath = \"pairs.jsonl\"\n[output]\nsave_adapter = true\n",
+                            kLlama.string()));
+  const auto r = testing::run_alignkit({"train", recipe.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto adapter = safetensors::File::open(dir.path() / "run/final/adapter/adapter_model.safetensors");
+  const auto merged = safetensors::File::open(dir.path() / "run/final/model/model.safetensors");
+  EXPECT_TRUE(torch::equal(adapter.tensor("base_model.model.score.weight"), merged.tensor("score.weight")));
+  EXPECT_EQ(merged.find("lm_head.weight"), nullptr);
+}
+
+// PEFT's SEQ_CLS adapter format: the head saved as "base_model.model.score.weight" (PEFT drops its
+// modules_to_save wrapper's prefix on save), the config's task_type and modules_to_save, and a
+// round trip; a causal LM cannot take such an adapter.
+TEST(RewardModel, SeqClsAdapterRoundTripsInPeftsFormat) {
+  TempDir dir;
+  testing::HfLoader m;
+  LoadOptions as_classifier;
+  as_classifier.classification_labels = 1;
+  auto model = m.loader->load(kLlama, as_classifier);
+  LoraConfig config;
+  config.r = 2;
+  config.target_modules = {"v_proj"};
+  config.task_type = "SEQ_CLS";
+  config.modules_to_save = {"classifier", "score"};
+  apply_lora(*model, config);
+  EXPECT_TRUE(model->output_weight().requires_grad());
+  EXPECT_FALSE(model->named_parameters()["model.embed_tokens.weight"].requires_grad());
+  testing::perturb_adapters(*model, 5);
+  save_peft_adapter(*model, config, dir.path() / "a", "llama");
+  std::ifstream in(dir.path() / "a/adapter_config.json");
+  const auto json = nlohmann::json::parse(in);
+  EXPECT_EQ(json["task_type"], "SEQ_CLS");
+  EXPECT_EQ(json["modules_to_save"], nlohmann::json({"classifier", "score"}));
+  const auto file = safetensors::File::open(dir.path() / "a/adapter_model.safetensors");
+  EXPECT_EQ(file.header().tensors.size(), 5u);  // 2 layers x (A, B) + the head
+  ASSERT_TRUE(file.find("base_model.model.score.weight"));
+
+  auto fresh = m.loader->load(kLlama, as_classifier);  // another random head
+  const auto loaded = load_peft_adapter(*fresh, dir.path() / "a");
+  EXPECT_EQ(loaded.modules_to_save, config.modules_to_save);
+  EXPECT_TRUE(torch::equal(fresh->output_weight(), model->output_weight()));
+  auto causal = m.loader->load(kLlama, LoadOptions{});
+  try {
+    load_peft_adapter(*causal, dir.path() / "a");
+    ADD_FAILURE() << "a causal LM took a SEQ_CLS adapter";
+  } catch (const DiagnosticError& e) {
+    EXPECT_NE(e.format().find("load the base as a sequence classifier"), std::string::npos) << e.format();
   }
 }
 

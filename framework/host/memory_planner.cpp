@@ -494,13 +494,16 @@ MemoryPlan plan_without_suggestions(const ModelDescription& described, const Los
   }
 
   // Trainable parameters, their gradients and AdamW's moments.
-  const std::int64_t trainable = st.lora ? lora_trainable_parameters(model, st.lora_r, st.lora_targets) : model.parameters;
+  // A LoRA reward model also trains its [1, H] score head whole (PEFT's modules_to_save), priced
+  // with the adapters in fp32 (a bf16 head's own gradient and master differ by 6*H bytes).
+  const std::int64_t adapter_parameters = st.lora ? lora_trainable_parameters(model, st.lora_r, st.lora_targets) : 0;
+  const std::int64_t trainable = st.lora ? adapter_parameters + (req.sequence_scores ? s.H : 0) : model.parameters;
   // Adapters are fp32; full fine-tuning trains in place, or fp32 masters under mixed precision.
   const bool masters = !st.lora && st.master_weights && b != 4;
   const std::int64_t tb = st.lora || masters ? 4 : b;
   if (st.lora)
-    out.add("LoRA adapters", trainable * 4, PlanPhase::weights,
-            fmt::format("sum over adapted [out,in] of r*(in+out)*4 = {}*4", trainable), kAllPhases);
+    out.add("LoRA adapters", adapter_parameters * 4, PlanPhase::weights,
+            fmt::format("sum over adapted [out,in] of r*(in+out)*4 = {}*4", adapter_parameters), kAllPhases);
   if (masters) {
     // The compute-dtype gradients are added into the masters' fp32 ones after each micro-batch's
     // backward and freed (trainer.cpp, move_gradients_to_masters).
@@ -714,16 +717,13 @@ MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& re
     change(fmt::format("[training] per_device_train_batch_size = {}, gradient_accumulation_steps x{}",
                        settings.micro_batch / 2, 2),
            [](PlanSettings& s) { s.micro_batch /= 2; });
-  // Reward modelling trains the whole model (trainer.cpp refuses [lora] for it).
-  const bool adapters_possible = !requirements.sequence_scores;
-  if (!settings.lora && adapters_possible)
+  if (!settings.lora)
     change("[lora] enabled = true (r 16, all projections)", [](PlanSettings& s) {
       s.lora = true;
       s.lora_r = 16;
       s.reference = s.reference == PlanReference::copy ? PlanReference::adapter_off : s.reference;
     });
-  if (settings.quantization != BaseQuantization::nf4 && settings.quantization != BaseQuantization::nf4_double_quant &&
-      adapters_possible)
+  if (settings.quantization != BaseQuantization::nf4 && settings.quantization != BaseQuantization::nf4_double_quant)
     change(settings.lora ? "[model] quantization = \"nf4\"" : "[lora] enabled = true and [model] quantization = \"nf4\"",
            [](PlanSettings& s) {
              if (!s.lora) s.lora = true, s.lora_r = 16;

@@ -346,12 +346,24 @@ class Trainer {
             throw DiagnosticError(section.error(key, fmt::format("'{}' is set by init_adapter's adapter_config.json", key),
                                                 "remove it, or drop init_adapter to start a fresh adapter"));
         lora_config_ = load_peft_adapter(*policy_, section.get_path("init_adapter"));
+        if (requirements_.sequence_scores && lora_config_.task_type != "SEQ_CLS")
+          throw DiagnosticError(section.error(
+              "init_adapter", fmt::format("a reward model's adapter must also save its score head (task_type SEQ_CLS); "
+                                          "this one's task_type is {}",
+                                          lora_config_.task_type),
+              "start a fresh adapter, or give one that alignkit or PEFT saved for sequence classification"));
       } else {
         lora_config_.r = section.get_int("r");
         lora_config_.alpha = section.get_float("alpha");
         lora_config_.dropout = section.get_float("dropout");
         lora_config_.use_rslora = section.get_bool("use_rslora");
         lora_config_.target_modules = section.get_string_list("target_modules");
+        if (requirements_.sequence_scores) {
+          // PEFT's SEQ_CLS adapter: the score head trains whole beside the adapters and is saved
+          // with them (PeftModelForSequenceClassification adds these two names).
+          lora_config_.task_type = "SEQ_CLS";
+          lora_config_.modules_to_save = {"classifier", "score"};
+        }
         apply_lora(*policy_, lora_config_);
       }
     } else {
@@ -432,11 +444,6 @@ class Trainer {
     if (training.get_bool("packing"))
       throw DiagnosticError(training.error("packing", "reward modelling scores padded rows; packing does not apply to it",
                                            "remove packing = true"));
-    if (recipe_.has_section("lora") && recipe_.section("lora").get_bool("enabled"))
-      throw DiagnosticError(recipe_.section("lora").error(
-          "enabled", "reward modelling trains the full model here: a LoRA reward model also trains its score head "
-                     "(PEFT's modules_to_save), which the adapter format does not carry yet",
-          "remove the [lora] section (and any quantization) to train the whole model"));
   }
 
   std::shared_ptr<CausalLM> load_model(const fs::path& path, torch::ScalarType dtype, BaseQuantization quantization,
@@ -1059,7 +1066,7 @@ class Trainer {
     if (lora_) {
       if (quantization_ != BaseQuantization::none) {
         // The adapter merges into the full-precision base, as PEFT's merge of a k-bit model.
-        model = load_model(model_path_, dtype_, BaseQuantization::none);
+        model = load_model(model_path_, dtype_, BaseQuantization::none, requirements_.sequence_scores ? 1 : 0);
         auto adapter = dir / "adapter";
         if (!output.get_bool("save_adapter")) {
           adapter = run_dir_ / ".adapter-to-merge";

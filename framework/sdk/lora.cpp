@@ -126,6 +126,18 @@ void for_each_adaptable(torch::nn::Module& model, F&& fn) {
 
 const std::string kPeftPrefix = "base_model.model.";
 
+// The parameters of the modules PEFT's modules_to_save names ("score.weight" for "score").
+std::vector<std::pair<std::string, torch::Tensor>> saved_module_parameters(torch::nn::Module& model,
+                                                                           const std::vector<std::string>& modules) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  if (modules.empty()) return out;
+  for (const auto& item : model.named_parameters()) {
+    const auto dot = item.key().rfind('.');
+    if (dot != std::string::npos && matches(item.key().substr(0, dot), modules)) out.emplace_back(item.key(), item.value());
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& config) {
@@ -152,6 +164,7 @@ std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& 
   for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
     if (matches(name, config.target_modules)) linear.attach_lora(config.r, config.scaling(), config.dropout);
   });
+  for (auto& [name, p] : saved_module_parameters(model, config.modules_to_save)) p.set_requires_grad(true);
   return targets;
 }
 
@@ -171,11 +184,12 @@ void save_peft_adapter(torch::nn::Module& model, const LoraConfig& config, const
     tensors.emplace_back(kPeftPrefix + name + ".lora_A.weight", linear.lora_A->weight);
     tensors.emplace_back(kPeftPrefix + name + ".lora_B.weight", linear.lora_B->weight);
   });
+  for (auto& [name, p] : saved_module_parameters(model, config.modules_to_save)) tensors.emplace_back(kPeftPrefix + name, p);
   fs::create_directories(dir);
   safetensors::save(dir / "adapter_model.safetensors", tensors, {{"format", "pt"}});
   // The fields PEFT's LoraConfig reads, with its defaults for what alignkit does not use.
   const nlohmann::json json = {{"peft_type", "LORA"},
-                               {"task_type", "CAUSAL_LM"},
+                               {"task_type", config.task_type},
                                {"base_model_name_or_path", base_model_name_or_path},
                                {"r", config.r},
                                {"lora_alpha", config.alpha},
@@ -186,7 +200,9 @@ void save_peft_adapter(torch::nn::Module& model, const LoraConfig& config, const
                                {"fan_in_fan_out", false},
                                {"inference_mode", true},
                                {"init_lora_weights", true},
-                               {"modules_to_save", nullptr},
+                               {"modules_to_save", config.modules_to_save.empty()
+                                                       ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(config.modules_to_save)},
                                {"layers_to_transform", nullptr},
                                {"layers_pattern", nullptr},
                                {"rank_pattern", nlohmann::json::object()},
@@ -221,6 +237,10 @@ LoraConfig load_peft_adapter(torch::nn::Module& model, const fs::path& dir) {
     const auto& targets = json.at("target_modules");
     if (targets.is_string()) config.target_modules = {targets.get<std::string>()};
     else config.target_modules = targets.get<std::vector<std::string>>();
+    if (json.contains("task_type") && json["task_type"].is_string()) config.task_type = json["task_type"];
+    const auto saved = json.value("modules_to_save", nlohmann::json(nullptr));
+    if (saved.is_string()) config.modules_to_save = {saved.get<std::string>()};
+    else if (!saved.is_null()) config.modules_to_save = saved.get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     fail(config_path, fmt::format("missing or mistyped field: {}", e.what()));
   }
@@ -235,20 +255,26 @@ LoraConfig load_peft_adapter(torch::nn::Module& model, const fs::path& dir) {
   const auto weights = safetensors::File::open(dir / "adapter_model.safetensors");
   std::size_t used = 0;
   torch::NoGradGuard no_grad;
+  auto copy_in = [&](const std::string& full, torch::Tensor& target) {
+    if (!weights.find(full)) fail(weights.path(), fmt::format("has no tensor '{}'", full));
+    const auto t = weights.tensor(full);
+    if (t.sizes() != target.sizes())
+      fail(weights.path(), fmt::format("tensor '{}' has shape {}, the model needs {}", full, fmt::join(t.sizes(), "x"),
+                                       fmt::join(target.sizes(), "x")));
+    target.copy_(t);
+    ++used;
+  };
   for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
     if (!linear.has_lora()) return;
-    for (auto [key, target] : {std::pair{".lora_A.weight", linear.lora_A->weight},
-                               std::pair{".lora_B.weight", linear.lora_B->weight}}) {
-      const std::string full = kPeftPrefix + name + key;
-      if (!weights.find(full)) fail(weights.path(), fmt::format("has no tensor '{}'", full));
-      const auto t = weights.tensor(full);
-      if (t.sizes() != target.sizes())
-        fail(weights.path(), fmt::format("tensor '{}' has shape {}, the model needs {}", full, fmt::join(t.sizes(), "x"),
-                                         fmt::join(target.sizes(), "x")));
-      target.copy_(t);
-      ++used;
-    }
+    copy_in(kPeftPrefix + name + ".lora_A.weight", linear.lora_A->weight);
+    copy_in(kPeftPrefix + name + ".lora_B.weight", linear.lora_B->weight);
   });
+  for (auto& [name, target] : saved_module_parameters(model, config.modules_to_save)) copy_in(kPeftPrefix + name, target);
+  if (used != weights.header().tensors.size() && config.task_type == "SEQ_CLS")
+    fail(weights.path(), fmt::format("holds {} tensors, of which the model uses {}: this SEQ_CLS adapter saves a "
+                                     "classification head the model does not have",
+                                     weights.header().tensors.size(), used),
+         "load the base as a sequence classifier (the reward method does), not as a causal LM");
   if (used != weights.header().tensors.size())
     fail(weights.path(), fmt::format("holds {} tensors, of which the model's adapters use {}",
                                      weights.header().tensors.size(), used),

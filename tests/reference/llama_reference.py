@@ -125,7 +125,11 @@ class Model:
             r, alpha = acfg["r"], acfg["lora_alpha"]
             self.scaling = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
             for k, v in read_safetensors(f"{adapter_dir}/adapter_model.safetensors").items():
-                module, which = k[len("base_model.model."):].rsplit(".lora_", 1)
+                name = k[len("base_model.model."):]
+                if ".lora_" not in name:  # a modules_to_save parameter (a SEQ_CLS adapter's score head)
+                    self.w[name] = v.to(dtype)
+                    continue
+                module, which = name.rsplit(".lora_", 1)
                 self.lora.setdefault(module, {})[which[0]] = v.to(torch.float32)
 
     def linear(self, name, x):

@@ -9,7 +9,10 @@ backward, the global gradient norm clipped as transformers does, and torch.optim
 transformers' parameter groups (no weight decay on biases and norm weights) under a linear
 schedule without warmup. Every step uses the whole dataset as its batch.
 
-usage: trl_reward_step.py --model DIR --data F.jsonl --steps N --lr LR [--center C]
+With --adapter, a PEFT SEQ_CLS LoRA adapter: the adapters and the score head it saves
+(modules_to_save) train, the rest of the model stays frozen.
+
+usage: trl_reward_step.py --model DIR [--adapter DIR] --data F.jsonl --steps N --lr LR [--center C]
                           [--weight-decay W] [--max-grad-norm G] [--eos ID] [--pad ID]
 Prints one JSON object per step: loss, grad_norm, accuracy, margin, min_reward, mean_reward,
 max_reward (TRL's metric names).
@@ -39,6 +42,7 @@ def rows(examples, eos, pad):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
+    p.add_argument("--adapter")
     p.add_argument("--data", required=True)
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--lr", type=float, required=True)
@@ -54,10 +58,14 @@ def main():
     n = len(examples)
     last = attention.sum(-1) - 1  # right padding: the last real token of each row
 
-    model = Model(a.model)
+    model = Model(a.model, a.adapter)
     if "score.weight" not in model.w:
         raise SystemExit(f"{a.model} has no score head: give a ...ForSequenceClassification model")
-    params = model.w
+    if a.adapter:
+        params = {f"{m}.lora_{k}": t for m, ab in model.lora.items() for k, t in ab.items()}
+        params["score.weight"] = model.w["score.weight"]
+    else:
+        params = model.w
     for t in params.values():
         t.requires_grad_(True)
 

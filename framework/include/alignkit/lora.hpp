@@ -31,6 +31,11 @@ struct LoraConfig {
   bool use_rslora = false;
   // Module names or name suffixes ("q_proj" matches "model.layers.0.self_attn.q_proj").
   std::vector<std::string> target_modules;
+  // Whole modules trained and saved beside the adapters (PEFT's modules_to_save), matched like
+  // target_modules against module names: a reward model's "score" head. PEFT lists "classifier"
+  // and "score" for every SEQ_CLS adapter; names no module has are kept as they are.
+  std::vector<std::string> modules_to_save;
+  std::string task_type = "CAUSAL_LM";  // PEFT's task_type; "SEQ_CLS" for a reward model
 
   double scaling() const;
 };
@@ -78,7 +83,7 @@ class AdaptableLinearImpl : public torch::nn::Module {
 TORCH_MODULE(AdaptableLinear);
 
 // Attaches an adapter to every AdaptableLinear whose name matches config.target_modules and
-// freezes every other parameter. Returns the adapted module names. Throws DiagnosticError when
+// freezes every other parameter but those of config.modules_to_save. Returns the adapted module names. Throws DiagnosticError when
 // no module matches (naming the adaptable modules there are).
 std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& config);
 
@@ -86,7 +91,9 @@ void set_adapters_enabled(torch::nn::Module& model, bool enabled);
 void merge_lora(torch::nn::Module& model);
 
 // PEFT's format: <dir>/adapter_model.safetensors with keys
-// "base_model.model.<module>.lora_A.weight" / ".lora_B.weight", and <dir>/adapter_config.json.
+// "base_model.model.<module>.lora_A.weight" / ".lora_B.weight" (and "base_model.model.<name>" for
+// each parameter of modules_to_save, as PEFT saves them without its wrapper's prefix), and
+// <dir>/adapter_config.json.
 void save_peft_adapter(torch::nn::Module& model, const LoraConfig& config, const std::filesystem::path& dir,
                        const std::string& base_model_name_or_path);
 // Reads adapter_config.json, attaches adapters as it says, and loads their weights. Throws
