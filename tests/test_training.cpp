@@ -144,6 +144,11 @@ TEST(TrainingOracle, RewardModelStepsTrackTheTrlReference) {
   const auto config = nlohmann::json::parse(in);
   EXPECT_EQ(config["architectures"][0], "LlamaForSequenceClassification");
   EXPECT_EQ(config["pad_token_id"], 0);
+  // The plot shows the reward method's curves.
+  std::stringstream svg;
+  svg << std::ifstream(dir.path() / "run/metrics.svg").rdbuf();
+  EXPECT_NE(svg.str().find(">accuracy</text>"), std::string::npos);
+  EXPECT_NE(svg.str().find(">margin</text>"), std::string::npos);
 }
 
 // A causal-LM checkpoint becomes a one-output classifier, as AutoModelForSequenceClassification

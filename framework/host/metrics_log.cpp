@@ -16,8 +16,10 @@ namespace alignkit {
 namespace {
 
 // The curves worth a glance, in this order; others are in the CSV.
+// The reward method's accuracy and margin stand where the preference methods' rewards/* do.
 const std::vector<std::string> kPlotted = {"loss", "eval_loss", "rewards/accuracies", "eval_rewards/accuracies",
-                                           "rewards/margins", "eval_rewards/margins", "grad_norm", "learning_rate"};
+                                           "accuracy", "eval_accuracy", "rewards/margins", "eval_rewards/margins",
+                                           "margin", "eval_margin", "grad_norm", "learning_rate"};
 
 std::string escape(const std::string& s) {
   std::string out;
