@@ -560,6 +560,26 @@ TEST(PlanCommand, ExampleQloraDpoRecipeFitsOnItsT4) {
   EXPECT_LT(plan["peak_bytes"].get<std::int64_t>(), plan["budget"]["bytes"].get<std::int64_t>());
 }
 
+TEST(PlanCommand, ExampleQloraRewardModelFitsOnItsT4WithoutVocabularyLogits) {
+  const auto examples = testing::source_dir() / "recipes/examples";
+  auto r = testing::run_alignkit({"plan", (examples / "reward-7b-qlora-t4.toml").string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto plan = nlohmann::json::parse(r.stdout_text);
+  EXPECT_TRUE(plan["fits"].get<bool>()) << plan.dump(2);
+  std::map<std::string, std::int64_t> bytes;
+  for (const auto& c : plan["components"]) bytes[c["name"]] = c["bytes"];
+  EXPECT_EQ(bytes.count("logits forward (transient)"), 0u);
+  EXPECT_GT(bytes.at("score head backward (transient)"), 0);
+  // The same 7B config as the DPO example, less its fp16 lm_head (32000 x 4096), plus the head.
+  r = testing::run_alignkit({"plan", (examples / "dpo-7b-qlora-t4.toml").string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto dpo = nlohmann::json::parse(r.stdout_text);
+  std::int64_t dpo_weights = 0;
+  for (const auto& c : dpo["components"])
+    if (c["name"] == "policy weights") dpo_weights = c["bytes"];
+  EXPECT_EQ(dpo_weights - bytes.at("policy weights"), (32000 * 4096 - 4096) * 2);
+}
+
 TEST(PlanCommand, ExamplePpoRecipesGetTheirVerdictsOnTheirT4) {
   // Four NF4 7B models of their own do not fit a T4 before any activation.
   auto r = testing::run_alignkit({"plan", (testing::source_dir() / "recipes/examples/ppo-7b-qlora-t4.toml").string(), "--json"});

@@ -542,8 +542,10 @@ MemoryPlan plan_without_suggestions(const ModelDescription& described, const Los
   // normalised value when its weight trains, the hidden states that masked_select keeps) and the
   // scored states token_logprobs saves.
   const bool fused = attention_is_fused(st, s, st.precision);
+  // A reward model keeps only the pooled rows for its score head, not every position's states.
+  const std::int64_t scored_states = req.sequence_scores ? rows * s.H * b : 2 * tokens * s.H * b;
   const std::int64_t shared = (fused ? 0 : rows * T * T * b) + 2 * tokens * s.d * b + tokens * s.H * 4 +
-                              (st.lora ? 0 : tokens * s.H * b) + 2 * tokens * s.H * b;
+                              (st.lora ? 0 : tokens * s.H * b) + scored_states;
   if (st.gradient_checkpointing) {
     out.add("activations (checkpointed layer inputs)", s.L * tokens * s.H * b, PlanPhase::forward,
             fmt::format("L*rows*T*H*b = {}*{}*{}*{}*{}", s.L, rows, T, s.H, b), {PlanPhase::forward, PlanPhase::backward});
