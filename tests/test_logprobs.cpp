@@ -190,7 +190,7 @@ TEST(ScoreCommand, RewardModelGivesTransformersPooledScores) {
     EXPECT_NEAR(lines[static_cast<std::size_t>(row)]["chosen_reward"].get<double>(), expected, 1e-4) << row;
     EXPECT_NEAR(lines[static_cast<std::size_t>(row)]["rejected_reward"].get<double>(), expected, 1e-4) << row;
   }
-  EXPECT_EQ(lines[0]["chosen_tokens"], static_cast<std::int64_t>(chosen_rest.size()));
+  EXPECT_EQ(lines[0]["chosen_tokens"], static_cast<std::int64_t>(chosen.size()));  // the whole row
   EXPECT_FALSE(lines[0].contains("chosen_logps"));
 }
 

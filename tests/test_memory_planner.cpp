@@ -320,6 +320,13 @@ TEST(MemoryPlanner, RewardModelIsPricedAsTheClassifierTheTrainerLoads) {
   EXPECT_EQ(find(with_lora, "gradients")->bytes, trainable);
   EXPECT_EQ(find(with_lora, "AdamW moments")->bytes, 2 * trainable);
   EXPECT_EQ(find(with_lora, "policy weights")->bytes, bytes);
+  // A checkpoint that is a classifier already is trained as it is.
+  const auto seqcls = testing::source_dir() / "tests/fixtures/oracle/llama_seqcls";
+  std::int64_t seqcls_bytes = 0;
+  for (const auto& p : hf.loader->load(seqcls, LoadOptions{})->parameters())
+    seqcls_bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+  const auto classifier = plan_memory(hf.loader->describe(seqcls), reward, PlanSettings{}, memory_gib_budget(0));
+  EXPECT_EQ(find(classifier, "policy weights")->bytes, seqcls_bytes);
 }
 
 TEST(MemoryPlanner, RecipeThatCannotFitOnT4GetsSuggestionsOrderedBySavings) {
@@ -420,7 +427,9 @@ namespace {
 
 // Rows of token ids long enough that every prompt + completion is truncated to exactly
 // max_length, the planner's worst case (ids 3-258 are the init-model tokenizer's byte tokens).
-std::string calibration_data(std::int64_t max_length, bool unpaired) {
+// Rows are prompt (max_length / 4) + completion (max_length, cut by truncation); `whole` gives
+// rows of exactly max_length instead, for reward modelling, which drops longer rows.
+std::string calibration_data(std::int64_t max_length, bool unpaired, bool whole = false) {
   std::string out;
   std::uint64_t state = 1;
   auto ids = [&](std::int64_t n) {
@@ -432,11 +441,12 @@ std::string calibration_data(std::int64_t max_length, bool unpaired) {
     return "[" + list + "]";
   };
   for (int i = 0; i < 8; ++i) {
-    const auto prompt = ids(max_length / 4), completion = ids(max_length);
+    const auto completion_length = whole ? max_length - max_length / 4 : max_length;
+    const auto prompt = ids(max_length / 4), completion = ids(completion_length);
     out += unpaired ? fmt::format("{{\"prompt_ids\": {}, \"completion_ids\": {}, \"label\": {}}}\n", prompt, completion,
                                   i % 2 == 0 ? "true" : "false")
                     : fmt::format("{{\"prompt_ids\": {}, \"chosen_ids\": {}, \"rejected_ids\": {}}}\n", prompt,
-                                  completion, ids(max_length));
+                                  completion, ids(completion_length));
   }
   return out;
 }
@@ -499,7 +509,7 @@ TEST(MemoryPlanner, CpuPeakIsWithinFifteenPercentOfTheMeasuredIncrease) {
     const bool unpaired = std::string(run.method) == "kto";
     const auto name = fmt::format("{}-{}-{}-T{}-b{}", run.method, run.lora ? "lora" : "full",
                                   run.checkpointing ? "ckpt" : "nockpt", run.max_length, run.batch);
-    const auto data = dir.write(name + ".jsonl", calibration_data(run.max_length, unpaired));
+    const auto data = dir.write(name + ".jsonl", calibration_data(run.max_length, unpaired, std::string(run.method) == "reward"));
     const auto [planned, measured, margin] = train_and_measure(
         dir, name,
         fmt::format("[method]\nname = \"{}\"\n[model]\npath = \"{}\"\n"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -42,14 +43,24 @@ const fs::path kLlamaSeqcls = testing::source_dir() / "tests/fixtures/oracle/lla
 
 // Trains 5 steps with alignkit and with a Python reference (tests/reference/SCRIPT) on the same
 // data and weights: `method` is the recipe's [method] body, `reference_args` the script's own.
+// `pairs` replaces the token-id pairs of kPairs; `tokenizer_edit` changes tokenizer_config.json.
 Run train_both(const TempDir& dir, const fs::path& model, const std::string& method, const std::string& script,
-               const std::string& extra_recipe, const std::vector<std::string>& reference_args, double lr) {
+               const std::string& extra_recipe, const std::vector<std::string>& reference_args, double lr,
+               const std::string& pairs = "", const std::function<void(nlohmann::json&)>& tokenizer_edit = {}) {
   // The oracle model folders carry no tokenizer; init-model's byte-level one has the same EOS (2) and pad (0).
   EXPECT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
                 .exit_code,
             0);
+  if (tokenizer_edit) {
+    const auto file = dir.path() / "tok/tokenizer_config.json";
+    std::ifstream in(file);
+    auto config = nlohmann::json::parse(in);
+    tokenizer_edit(config);
+    dir.write("tok/tokenizer_config.json", config.dump(2));
+  }
   const auto data = dir.path() / "pairs.jsonl";
-  fs::copy_file(kPairs, data);
+  if (pairs.empty()) fs::copy_file(kPairs, data);
+  else dir.write("pairs.jsonl", pairs);
   const auto recipe = dir.write(
       "train.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 5\nper_device_train_batch_size = 4\n"
                                 "logging_steps = 1\n[optimizer]\nlearning_rate = {}\nweight_decay = 0.01\n"
@@ -151,6 +162,30 @@ TEST(TrainingOracle, RewardModelStepsTrackTheTrlReference) {
   EXPECT_NE(svg.str().find(">margin</text>"), std::string::npos);
 }
 
+// A tokenizer without a pad token pads with EOS: transformers then pools a classifier at the last
+// token that is not EOS, so rows that end with EOS (as text data's do) are scored at the token
+// before it, in training as in the saved model (pad_token_id = EOS).
+TEST(TrainingOracle, RewardModelWithEosAsPadPoolsBeforeTheEos) {
+  TempDir dir;
+  std::string pairs;
+  for (auto line : read_jsonl(kPairs)) {
+    line["chosen_ids"].push_back(2);
+    line["rejected_ids"].push_back(2);
+    pairs += line.dump() + "\n";
+  }
+  const auto run = train_both(dir, kLlamaSeqcls, "name = \"reward\"\n", "trl_reward_step.py", "", {"--pad", "2"}, 1e-3,
+                              pairs, [](nlohmann::json& config) { config.erase("pad_token"); });
+  expect_steps_agree(run, {"accuracy", "margin", "min_reward", "mean_reward", "max_reward"});
+  std::ifstream in(dir.path() / "run/final/model/config.json");
+  EXPECT_EQ(nlohmann::json::parse(in)["pad_token_id"], 2);
+  // Pooling at the EOS instead gives other numbers: the reference run that way must disagree.
+  const auto at_eos = testing::run_command({"/usr/bin/python3", (testing::source_dir() / "tests/reference/trl_reward_step.py").string(),
+                                            "--model", kLlamaSeqcls.string(), "--data", (dir.path() / "pairs.jsonl").string(),
+                                            "--steps", "1", "--lr", "1e-3", "--pad", "0"});
+  ASSERT_EQ(at_eos.exit_code, 0) << at_eos.output;
+  EXPECT_GT(std::abs(nlohmann::json::parse(at_eos.stdout_text)["loss"].get<double>() - run.ours[0]["loss"].get<double>()), 1e-3);
+}
+
 // A causal-LM checkpoint becomes a one-output classifier, as AutoModelForSequenceClassification
 // loads it: lm_head dropped, a score head drawn from N(0, initializer_range) by the run's seed,
 // and the saved model a ...ForSequenceClassification directory with transformers' label maps.
@@ -250,6 +285,42 @@ TEST(RewardModel, QloraMergesTheTrainedHeadIntoTheSavedModel) {
   const auto merged = safetensors::File::open(dir.path() / "run/final/model/model.safetensors");
   EXPECT_TRUE(torch::equal(adapter.tensor("base_model.model.score.weight"), merged.tensor("score.weight")));
   EXPECT_EQ(merged.find("lm_head.weight"), nullptr);
+  // ... and it trained: the run's starting head (the same load under the run's seed, 42) differs.
+  testing::HfLoader m;
+  LoadOptions start;
+  start.classification_labels = 1;
+  start.quantization = BaseQuantization::nf4;
+  torch::manual_seed(42);
+  const auto fresh = m.loader->load(kLlama, start)->output_weight();
+  EXPECT_FALSE(torch::allclose(fresh, merged.tensor("score.weight")));
+  // The reward model pools by the pad id it trained with.
+  std::ifstream in(dir.path() / "run/final/model/config.json");
+  EXPECT_EQ(nlohmann::json::parse(in)["pad_token_id"], 0);
+}
+
+// Other methods refuse a starting adapter that trains whole modules: PEFT's adapter-off view
+// (the reference) would use the module's original, which alignkit does not keep.
+TEST(RewardModel, ModulesToSaveAdapterIsRefusedForAMethodWithAReference) {
+  TempDir dir;
+  testing::HfLoader m;
+  auto model = m.loader->load(kLlama, LoadOptions{});
+  LoraConfig with_head;
+  with_head.modules_to_save = {"lm_head"};
+  save_starting_adapter(*model, dir.path() / "adapter", with_head, 3);
+  ASSERT_TRUE(safetensors::File::open(dir.path() / "adapter/adapter_model.safetensors").find("base_model.model.lm_head.weight"));
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
+                .exit_code,
+            0);
+  fs::copy_file(kPairs, dir.path() / "pairs.jsonl");
+  const auto recipe = dir.write(
+      "dpo.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 1\n[method]\nname = \"dpo\"\n"
+                              "[model]\npath = \"{}\"\ntokenizer = \"tok\"\n[lora]\ninit_adapter = \"adapter\"\n"
+                              "[data]\nformat = \"jsonl\"\npath = \"pairs.jsonl\"\n",
+                              kLlama.string()));
+  const auto r = testing::run_alignkit({"train", recipe.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("modules_to_save: lm_head"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("init_adapter"), std::string::npos) << r.output;
 }
 
 // PEFT's SEQ_CLS adapter format: the head saved as "base_model.model.score.weight" (PEFT drops its
@@ -288,8 +359,14 @@ TEST(RewardModel, SeqClsAdapterRoundTripsInPeftsFormat) {
     load_peft_adapter(*causal, dir.path() / "a");
     ADD_FAILURE() << "a causal LM took a SEQ_CLS adapter";
   } catch (const DiagnosticError& e) {
-    EXPECT_NE(e.format().find("load the base as a sequence classifier"), std::string::npos) << e.format();
+    EXPECT_NE(e.format().find("load the base as a one-output sequence classifier"), std::string::npos) << e.format();
   }
+  // `alignkit merge` puts it on the base loaded as a classifier.
+  const auto r = testing::run_alignkit({"merge", "--model", kLlama.string(), "--adapter", (dir.path() / "a").string(),
+                                        "--out", (dir.path() / "merged").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto merged = m.loader->load(dir.path() / "merged", LoadOptions{});
+  EXPECT_TRUE(torch::equal(merged->output_weight(), model->output_weight()));
 }
 
 TEST(TrainingData, RowsAreTruncatedAsTheModeSays) {
@@ -361,6 +438,49 @@ TEST(TrainingData, ConversationsSplitWhereThePromptsTokensEnd) {
   const auto merged = prepare_training_data(*text, tokenizer, ExampleLayout::paired, {}, false, 0.0, 1);
   EXPECT_EQ(merged.report.boundary_mismatches, 1u);
   EXPECT_EQ(merged.train[0].prompt, tokenizer.encode("Say t", false));
+}
+
+// Reward rows as TRL's RewardTrainer makes them: text joined and encoded with the tokenizer's
+// special tokens, EOS text appended only when missing; a conversation rendered whole, no EOS
+// added; token ids as given; rows over max_length dropped, not cut.
+TEST(TrainingData, RewardRowsAreWholeAsRewardTrainerMakesThem) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "m").string()})
+                .exit_code,
+            0);
+  const auto tokenizer = Tokenizer::from_directory(dir.path() / "m");
+  const std::string eos = *tokenizer.eos_token();
+  TokenizationOptions options;
+  options.whole_rows = true;
+  auto prepare = [&](const std::string& name, const std::string& lines) {
+    dir.write(name, lines);
+    RecipeFixture fixture("[data]\nformat = \"jsonl\"\npath = \"" + (dir.path() / name).string() + "\"\n");
+    auto dataset = fixture.registry.create<Dataset>(*fixture.recipe.plugins.at("data"), fixture.recipe.section("data"));
+    return prepare_training_data(*dataset, tokenizer, ExampleLayout::paired, options, false, 0.0, 1);
+  };
+  options.max_length = 64;
+  const auto text = prepare("text.jsonl", "{\"prompt\": \"Q: hi\", \"chosen\": \" yes\", \"rejected\": \" no" + eos + "\"}\n");
+  ASSERT_EQ(text.train.size(), 1u);
+  EXPECT_TRUE(text.train[0].prompt.empty());
+  EXPECT_EQ(text.train[0].completion, tokenizer.encode("Q: hi yes" + eos, true));
+  EXPECT_EQ(text.train[0].rejected, tokenizer.encode("Q: hi no" + eos, true));  // its EOS not doubled
+  const auto& rejected = text.train[0].rejected;
+  EXPECT_EQ(std::count(rejected.begin(), rejected.end(), *tokenizer.eos_token_id()), 1);
+
+  const auto chat = prepare("chat.jsonl", "{\"prompt\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"chosen\": "
+                                          "[{\"role\": \"assistant\", \"content\": \"Hello!\"}], \"rejected\": "
+                                          "[{\"role\": \"assistant\", \"content\": \"No.\"}]}\n");
+  ASSERT_EQ(chat.train.size(), 1u);
+  EXPECT_EQ(chat.train[0].completion,
+            tokenizer.encode("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n", false));
+
+  options.max_length = 6;
+  const auto ids = prepare("ids.jsonl", "{\"prompt_ids\": [1, 5], \"chosen_ids\": [6, 7], \"rejected_ids\": [8]}\n"
+                                        "{\"prompt_ids\": [1, 5], \"chosen_ids\": [6, 7, 8, 9, 10], \"rejected_ids\": [8]}\n");
+  ASSERT_EQ(ids.train.size(), 1u);
+  EXPECT_EQ(ids.report.too_long, 1u);  // 7 tokens over a max_length of 6: dropped, not cut
+  EXPECT_EQ(ids.train[0].completion, (std::vector<std::int64_t>{1, 5, 6, 7}));
+  EXPECT_EQ(ids.train[0].rejected, (std::vector<std::int64_t>{1, 5, 8}));
 }
 
 TEST(TrainingData, HhRlhfPromptIsTheCommonPrefixUpToTheLastAssistantTurn) {

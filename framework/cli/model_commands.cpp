@@ -17,6 +17,7 @@
 
 #include "../host/recipe_validator.hpp"
 #include "../host/text_match.hpp"
+#include "../host/training_data.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
 #include "model_loading.hpp"
@@ -51,7 +52,10 @@ std::vector<std::int64_t> id_list(const nlohmann::json& line, const char* key, c
   return ids;
 }
 
-std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab_size, const Tokenizer* tokenizer) {
+// reward_rows: a reward model's rows (whole prompt + completion rows in `chosen`/`rejected`, the
+// prompt left empty), text tokenized as TRL's RewardTrainer does.
+std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab_size, const Tokenizer* tokenizer,
+                                        bool reward_rows) {
   std::ifstream in(path);
   if (!in) throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0}, "cannot be read"});
   std::vector<ScoreExample> examples;
@@ -84,16 +88,25 @@ std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab
                                            fmt::format("'{}' must be a string", key)});
         return line.at(key).get<std::string>();
       };
-      example.prompt = tokenizer->encode(text("prompt"), false);
-      example.chosen = tokenizer->encode(text("chosen"), false);
-      example.rejected = tokenizer->encode(text("rejected"), false);
-      if (const auto eos = tokenizer->eos_token_id()) example.chosen.push_back(*eos), example.rejected.push_back(*eos);
+      if (reward_rows) {
+        example.chosen = reward_row_ids(*tokenizer, text("prompt"), text("chosen"));
+        example.rejected = reward_row_ids(*tokenizer, text("prompt"), text("rejected"));
+      } else {
+        example.prompt = tokenizer->encode(text("prompt"), false);
+        example.chosen = tokenizer->encode(text("chosen"), false);
+        example.rejected = tokenizer->encode(text("rejected"), false);
+        if (const auto eos = tokenizer->eos_token_id()) example.chosen.push_back(*eos), example.rejected.push_back(*eos);
+      }
     } else {
       example.prompt = id_list(line, "prompt_ids", path.string(), number);
       example.chosen = id_list(line, "chosen_ids", path.string(), number);
       example.rejected = id_list(line, "rejected_ids", path.string(), number);
+      if (reward_rows) {
+        for (auto* side : {&example.chosen, &example.rejected}) side->insert(side->begin(), example.prompt.begin(), example.prompt.end());
+        example.prompt.clear();
+      }
     }
-    if (example.prompt.empty() || example.chosen.empty() || example.rejected.empty())
+    if ((example.prompt.empty() && !reward_rows) || example.chosen.empty() || example.rejected.empty())
       throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0},
                                        "prompt_ids, chosen_ids and rejected_ids must not be empty (the first "
                                        "completion token is predicted from the prompt)"});
@@ -153,7 +166,15 @@ int run_score(const Args& args) {
   if (command_line.has("tokenizer") || fs::exists(tokenizer_dir / "tokenizer.json"))
     tokenizer = Tokenizer::from_directory(tokenizer_dir);
   const auto examples = read_examples(command_line.get<std::string>("data"), model->description().vocab_size,
-                                      tokenizer ? &*tokenizer : nullptr);
+                                      tokenizer ? &*tokenizer : nullptr, reward_model);
+  // transformers pools a classifier's score at the last token that is not config.pad_token_id.
+  std::optional<std::int64_t> pad_token_id;
+  if (reward_model) {
+    std::ifstream config_in(fs::path(command_line.get<std::string>("model")) / "config.json");
+    const auto config = config_in ? nlohmann::json::parse(config_in, nullptr, false) : nlohmann::json();
+    if (config.is_object() && config.contains("pad_token_id") && config["pad_token_id"].is_number_integer())
+      pad_token_id = config["pad_token_id"].get<std::int64_t>();
+  }
 
   torch::NoGradGuard no_grad;
   std::string out;
@@ -167,10 +188,10 @@ int run_score(const Args& args) {
       }
     // Chosen and rejected in one forward, as TRL's concatenated_forward does (may throw
     // c10::Error, whose type lives in LibTorch, not in the plugin).
-    const auto rows = make_completion_batch(prompts, completions);
+    const auto rows = make_completion_batch(prompts, completions, pad_token_id.value_or(0));
     const auto n = static_cast<std::int64_t>(end - start);
     if (reward_model) {
-      const auto rewards = sequence_scores(*model, rows.input_ids, rows.attention_mask).squeeze(-1);
+      const auto rewards = sequence_scores(*model, rows.input_ids, rows.attention_mask, pad_token_id).squeeze(-1);
       for (std::int64_t i = 0; i < n; ++i) {
         nlohmann::json line;
         if (!examples[start + static_cast<std::size_t>(i)].id.is_null()) line["id"] = examples[start + static_cast<std::size_t>(i)].id;
@@ -219,8 +240,16 @@ int run_merge(const Args& args) {
   std::error_code ec;
   if (fs::exists(out, ec) && fs::equivalent(out, model_dir, ec))
     throw UsageError("--out must not be the base model's own directory");
+  // A SEQ_CLS adapter (a reward model's) goes onto the base loaded as a one-output classifier,
+  // as PEFT's AutoPeftModelForSequenceClassification loads it.
+  LoadOptions options;
+  {
+    std::ifstream adapter_config(fs::path(command_line.get<std::string>("adapter")) / "adapter_config.json");
+    const auto json = adapter_config ? nlohmann::json::parse(adapter_config, nullptr, false) : nlohmann::json();
+    if (json.is_object() && json.value("task_type", nlohmann::json()) == "SEQ_CLS") options.classification_labels = 1;
+  }
   PluginRegistry registry;
-  auto [loader, model] = load_model(command_line.get<std::string>("loader"), model_dir, registry);
+  auto [loader, model] = load_model(command_line.get<std::string>("loader"), model_dir, registry, options);
   const auto config = load_peft_adapter(*model, command_line.get<std::string>("adapter"));
   merge_lora(*model);
   const auto* plugin = registry.find(PluginKind::model_loader, command_line.get<std::string>("loader"));

@@ -414,9 +414,11 @@ bool lives_in(const PlanComponent& c, PlanPhase phase) {
   return std::find(c.live.begin(), c.live.end(), phase) != c.live.end();
 }
 
-// A reward model in training is the checkpoint as a one-output sequence classifier: lm_head (when
-// untied) gives way to a [1, H] score head (plugins/models/hf, LoadOptions::classification_labels).
+// A reward model in training is the checkpoint as a one-output sequence classifier: a causal
+// LM's lm_head (when untied) gives way to a [1, H] score head (plugins/models/hf,
+// LoadOptions::classification_labels); a classification checkpoint is priced as described.
 ModelDescription as_reward_model(ModelDescription m) {
+  if (m.architecture.find("ForCausalLM") == std::string::npos) return m;
   m.parameters += m.hidden_size - (m.tied_embeddings ? 0 : m.vocab_size * m.hidden_size);
   return m;
 }

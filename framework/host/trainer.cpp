@@ -19,6 +19,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
@@ -299,6 +300,7 @@ class Trainer {
     tokenization.max_prompt_length = training.get_int("max_prompt_length");
     tokenization.max_completion_length = training.has("max_completion_length") ? training.get_int("max_completion_length") : 0;
     tokenization.keep_end = training.get_string("truncation_mode") == "keep_end";
+    tokenization.whole_rows = requirements_.sequence_scores;
     const auto data_section = recipe_.section("data");
     data_ = call_plugin(*data_plugin, "to read the data", [&] {
       return prepare_training_data(*dataset, *tokenizer_, requirements_.examples, tokenization,
@@ -320,6 +322,8 @@ class Trainer {
     const auto& r = data_.report;
     std::cerr << fmt::format("data: {} records, {} train / {} eval examples, {} skipped, {} truncated", r.read, r.train,
                              r.eval, r.skipped, r.truncated);
+    if (r.too_long)
+      std::cerr << fmt::format(", {} dropped for a row longer than max_length (as TRL's RewardTrainer filters)", r.too_long);
     if (r.boundary_mismatches)
       std::cerr << fmt::format(", {} with a prompt/completion boundary that tokenizes differently joined (tokenized "
                                "apart, as TRL does)",
@@ -346,6 +350,14 @@ class Trainer {
             throw DiagnosticError(section.error(key, fmt::format("'{}' is set by init_adapter's adapter_config.json", key),
                                                 "remove it, or drop init_adapter to start a fresh adapter"));
         lora_config_ = load_peft_adapter(*policy_, section.get_path("init_adapter"));
+        // PEFT keeps the original of a modules_to_save module for the adapter-off view; here the
+        // module itself trains, so only a reward model (no reference) may bring one.
+        if (!requirements_.sequence_scores && !lora_config_.modules_to_save.empty())
+          throw DiagnosticError(section.error(
+              "init_adapter", fmt::format("the adapter also trains whole modules (modules_to_save: {}), which alignkit "
+                                          "supports only for reward models",
+                                          fmt::join(lora_config_.modules_to_save, ", ")),
+              "merge it into the base first (alignkit merge), then start a fresh adapter"));
         if (requirements_.sequence_scores && lora_config_.task_type != "SEQ_CLS")
           throw DiagnosticError(section.error(
               "init_adapter", fmt::format("a reward model's adapter must also save its score head (task_type SEQ_CLS); "
@@ -566,7 +578,10 @@ class Trainer {
     for (const auto* e : batch) prompts.push_back(e->prompt), completions.push_back(e->completion);
     for (const auto* e : batch) prompts.push_back(e->prompt), completions.push_back(e->rejected);
     const auto rows = make_completion_batch(prompts, completions, pad_id_);
-    const auto scores = sequence_scores(*policy_, rows.input_ids.to(device_), rows.attention_mask.to(device_)).squeeze(-1);
+    // Pooled at the last token that is not the pad id, as transformers does with the
+    // pad_token_id the saved config gets (record_pad_token).
+    const auto scores =
+        sequence_scores(*policy_, rows.input_ids.to(device_), rows.attention_mask.to(device_), pad_id_).squeeze(-1);
     const auto n = static_cast<std::int64_t>(batch.size());
     CompletionScores chosen, rejected;
     chosen.scores = scores.slice(0, 0, n);
@@ -1088,14 +1103,13 @@ class Trainer {
   }
 
   // transformers' sequence classifiers pool at the last token that is not config.pad_token_id
-  // (TRL's RewardTrainer sets it from the tokenizer before training): a saved reward model
-  // without one would fail on batches in transformers.
+  // (TRL's RewardTrainer sets it from the tokenizer before training): the saved reward model
+  // must pool where training read its scores.
   void record_pad_token(const fs::path& config_file) const {
     if (!fs::exists(config_file)) return;  // a loader of another format
     std::ifstream in(config_file);
     auto config = nlohmann::json::parse(in);
-    if (config.contains("pad_token_id") && config["pad_token_id"].is_number_integer()) return;
-    config["pad_token_id"] = pad_id_;
+    config["pad_token_id"] = pad_id_;  // the id the scores were pooled by, as TRL overwrites it
     write_file_atomically(config_file, config.dump(2) + "\n");
   }
 

@@ -43,7 +43,8 @@ nlohmann::ordered_json as_json(const std::vector<ChatMessage>& messages) {
 // completion as the rest of prompt + completion rendered whole.
 class ExampleTokenizer {
  public:
-  ExampleTokenizer(const Tokenizer& tokenizer, DataReport& report) : tokenizer_(tokenizer), report_(report) {
+  ExampleTokenizer(const Tokenizer& tokenizer, DataReport& report, bool whole_rows = false)
+      : tokenizer_(tokenizer), report_(report), whole_rows_(whole_rows) {
     if (tokenizer.chat_template())
       chat_.emplace(*tokenizer.chat_template(), tokenizer.origin().string() + ": chat_template");
   }
@@ -60,6 +61,11 @@ class ExampleTokenizer {
     if (completion.form == Segment::Form::token_ids || prompt.form == Segment::Form::token_ids) {
       if (completion.form != Segment::Form::token_ids || (prompt.form != Segment::Form::token_ids && prompt.form != Segment::Form::empty))
         fail("token ids and text cannot be mixed within one example");
+      if (whole_rows_) {
+        auto row = prompt.token_ids;
+        row.insert(row.end(), completion.token_ids.begin(), completion.token_ids.end());
+        return {{}, std::move(row)};
+      }
       return {prompt.token_ids, with_eos(completion.token_ids)};
     }
     std::string prompt_text, completion_text;
@@ -72,6 +78,7 @@ class ExampleTokenizer {
       context["messages"] = as_json(whole);
       context["add_generation_prompt"] = false;
       const auto whole_text = chat_->render_ordered(context);
+      if (whole_rows_) return {{}, tokenizer_.encode(whole_text, false)};
       if (whole_text.compare(0, prompt_text.size(), prompt_text) != 0)
         fail("the chat template renders the prompt differently inside the whole conversation, so the completion "
              "cannot be separated from it");
@@ -80,6 +87,7 @@ class ExampleTokenizer {
       if (prompt.form == Segment::Form::messages) fail("a conversational prompt needs a conversational completion");
       prompt_text = prompt.text;
       completion_text = completion.text;
+      if (whole_rows_) return {{}, reward_row_ids(tokenizer_, prompt_text, completion_text)};
     }
     // Tokenized once as a whole, split where the prompt's own tokens end. A boundary that
     // tokenizes differently joined than apart falls back to TRL's separate tokenization, counted.
@@ -134,6 +142,7 @@ class ExampleTokenizer {
 
   const Tokenizer& tokenizer_;
   DataReport& report_;
+  bool whole_rows_ = false;
   std::optional<ChatTemplate> chat_;
 };
 
@@ -162,6 +171,13 @@ bool truncate_row(std::vector<std::int64_t>& prompt, std::vector<std::int64_t>& 
   return true;
 }
 
+std::vector<std::int64_t> reward_row_ids(const Tokenizer& tokenizer, const std::string& prompt, const std::string& completion) {
+  auto row = prompt + completion;
+  const auto& eos = tokenizer.eos_token();
+  if (eos && (row.size() < eos->size() || row.compare(row.size() - eos->size(), eos->size(), *eos) != 0)) row += *eos;
+  return tokenizer.encode(row, true);
+}
+
 std::vector<std::int64_t> tokenize_prompt(const Tokenizer& tokenizer, const Segment& prompt, const SourceLocation& where) {
   DataReport unused;
   return ExampleTokenizer(tokenizer, unused).prompt_ids(prompt, where);
@@ -181,9 +197,19 @@ TrainingData prepare_training_data(Dataset& dataset, const Tokenizer& tokenizer,
                                      "a paired dataset serves paired, unpaired and single-completion methods; other "
                                      "layouts serve only their own"));
 
-  ExampleTokenizer tokenize(tokenizer, data.report);
+  ExampleTokenizer tokenize(tokenizer, data.report, options.whole_rows);
   std::vector<TokenizedExample> all;
   auto add = [&](TokenizedExample e) {
+    if (options.whole_rows) {
+      // TRL's RewardTrainer filters rows longer than max_length out instead of cutting them.
+      const auto limit = static_cast<std::size_t>(options.max_length);
+      if (e.completion.size() > limit || e.rejected.size() > limit) {
+        ++data.report.too_long;
+        return;
+      }
+      all.push_back(std::move(e));
+      return;
+    }
     // Prompt and completion caps first (TRL's max_prompt_length keeps the prompt's end), then the
     // whole row.
     bool cut = cap(e.prompt, options.max_prompt_length, true);
@@ -228,6 +254,11 @@ TrainingData prepare_training_data(Dataset& dataset, const Tokenizer& tokenizer,
       ++data.report.skipped;
     }
   }
+  if (all.empty() && data.report.too_long > 0)
+    throw DiagnosticError(make_error(fmt::format("every example ({}) has a row longer than max_length {}, and reward "
+                                                 "modelling drops such rows instead of cutting them",
+                                                 data.report.too_long, options.max_length),
+                                     "raise [training] max_length"));
   if (all.empty()) throw DiagnosticError(make_error("the dataset has no usable examples"));
 
   // A seeded split: the same recipe holds out the same examples.

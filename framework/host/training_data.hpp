@@ -28,6 +28,12 @@ struct TokenizationOptions {
   std::int64_t max_prompt_length = 512;
   std::int64_t max_completion_length = 0;  // 0: none
   bool keep_end = true;                    // truncation_mode
+  // Reward modelling (TRL's RewardTrainer): each row is prompt + completion as one whole in
+  // `completion` (prompt left empty): text tokenized joined with the tokenizer's special tokens
+  // and the EOS text appended unless the row ends with it, a conversation rendered whole by the
+  // chat template (no EOS added), token ids as given. Rows longer than max_length are dropped, not
+  // truncated (the score is read at the last token).
+  bool whole_rows = false;
 };
 
 struct DataReport {
@@ -37,6 +43,7 @@ struct DataReport {
   // silently mis-masked.
   std::size_t boundary_mismatches = 0;
   std::size_t truncated = 0;
+  std::size_t too_long = 0;  // whole_rows: examples dropped for a row longer than max_length
   std::size_t train = 0, eval = 0;
 };
 
@@ -56,6 +63,11 @@ TrainingData prepare_training_data(Dataset& dataset, const Tokenizer& tokenizer,
 // add_generation_prompt, text as it is, ids as given): where generation for evaluation starts.
 // Throws DiagnosticError at `where` for a conversation and a tokenizer without a chat template.
 std::vector<std::int64_t> tokenize_prompt(const Tokenizer& tokenizer, const Segment& prompt, const SourceLocation& where);
+
+// A reward model's row from text, as TRL's RewardTrainer tokenizes it: prompt + completion
+// joined, the tokenizer's EOS text appended unless the text already ends with it, encoded with
+// the tokenizer's special tokens (a BOS where its post-processor adds one).
+std::vector<std::int64_t> reward_row_ids(const Tokenizer& tokenizer, const std::string& prompt, const std::string& completion);
 
 // Cuts one prompt + completion row to max_length: keep_end drops prompt tokens from the start
 // (keeping one so the first completion token is still predicted), then completion tokens from

@@ -274,7 +274,8 @@ LoraConfig load_peft_adapter(torch::nn::Module& model, const fs::path& dir) {
     fail(weights.path(), fmt::format("holds {} tensors, of which the model uses {}: this SEQ_CLS adapter saves a "
                                      "classification head the model does not have",
                                      weights.header().tensors.size(), used),
-         "load the base as a sequence classifier (the reward method does), not as a causal LM");
+         "load the base as a one-output sequence classifier (LoadOptions::classification_labels = 1, as the reward "
+         "method and `alignkit merge` do)");
   if (used != weights.header().tensors.size())
     fail(weights.path(), fmt::format("holds {} tensors, of which the model's adapters use {}",
                                      weights.header().tensors.size(), used),

@@ -8,10 +8,12 @@
 
 namespace alignkit {
 
-torch::Tensor sequence_scores(CausalLM& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+torch::Tensor sequence_scores(CausalLM& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              std::optional<std::int64_t> pad_token_id) {
   const auto hidden = model.hidden_states(input_ids, attention_mask, torch::Tensor());
   const auto columns = torch::arange(input_ids.size(1), input_ids.options());
-  const auto last = (columns * attention_mask.to(torch::kInt64)).argmax(-1);
+  const auto kept = pad_token_id ? (input_ids != *pad_token_id).to(torch::kInt64) : attention_mask.to(torch::kInt64);
+  const auto last = (columns * kept).argmax(-1);
   const auto pooled = hidden.index({torch::arange(input_ids.size(0), input_ids.options()), last});
   return torch::matmul(pooled, model.output_weight().t()).to(torch::kFloat32);
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Python reference of TRL's reward-model training step, on Debian's python3-torch.
 
-Written from the semantics of TRL's RewardTrainer (compute_loss and its metrics) and transformers'
-Trainer, independently of alignkit's C++: each row is prompt + completion + EOS (chosen rows, then
-rejected rows, right-padded, positions 0..T-1), the ...ForSequenceClassification score head read at
-each row's last real token, loss = -logsigmoid(r_chosen - r_rejected).mean() (+ the centring term),
+Written from the semantics of TRL's RewardTrainer (TRL >= 0.24: compute_loss and its metrics,
+DataCollatorForPreference) and transformers' Trainer, independently of alignkit's C++: each row is
+the pre-tokenized prompt_ids + chosen_ids (or rejected_ids) as given (chosen rows, then rejected
+rows, right-padded with the pad id, positions 0..T-1), the ...ForSequenceClassification score
+head read at each row's last token that is not the pad id (transformers' pooling), loss = -logsigmoid(r_chosen - r_rejected).mean() (+ the centring term),
 backward, the global gradient norm clipped as transformers does, and torch.optim.AdamW with
 transformers' parameter groups (no weight decay on biases and norm weights) under a linear
 schedule without warmup. Every step uses the whole dataset as its batch.
@@ -13,7 +14,7 @@ With --adapter, a PEFT SEQ_CLS LoRA adapter: the adapters and the score head it 
 (modules_to_save) train, the rest of the model stays frozen.
 
 usage: trl_reward_step.py --model DIR [--adapter DIR] --data F.jsonl --steps N --lr LR [--center C]
-                          [--weight-decay W] [--max-grad-norm G] [--eos ID] [--pad ID]
+                          [--weight-decay W] [--max-grad-norm G] [--pad ID]
 Prints one JSON object per step: loss, grad_norm, accuracy, margin, min_reward, mean_reward,
 max_reward (TRL's metric names).
 """
@@ -28,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llama_reference import Model  # noqa: E402
 
 
-def rows(examples, eos, pad):
-    seqs = [list(e["prompt_ids"]) + list(e[side]) + [eos] for side in ("chosen_ids", "rejected_ids") for e in examples]
+def rows(examples, pad):
+    seqs = [list(e["prompt_ids"]) + list(e[side]) for side in ("chosen_ids", "rejected_ids") for e in examples]
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.int64)
     attention = torch.zeros((len(seqs), width), dtype=torch.int64)
@@ -49,14 +50,14 @@ def main():
     p.add_argument("--center", type=float, help="center_rewards_coefficient (default: None)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--max-grad-norm", type=float, default=1.0)
-    p.add_argument("--eos", type=int, default=2)
-    p.add_argument("--pad", type=int, default=0)
+    p.add_argument("--pad", type=int, default=0, help="the pad id rows are padded and pooled by")
     a = p.parse_args()
     with open(a.data) as f:
         examples = [json.loads(line) for line in f if line.strip()]
-    ids, attention = rows(examples, a.eos, a.pad)
+    ids, attention = rows(examples, a.pad)
     n = len(examples)
-    last = attention.sum(-1) - 1  # right padding: the last real token of each row
+    # transformers: the rightmost token that is not the pad id
+    last = (torch.arange(ids.shape[1]) * (ids != a.pad)).argmax(-1)
 
     model = Model(a.model, a.adapter)
     if "score.weight" not in model.w:

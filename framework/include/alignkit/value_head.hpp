@@ -7,6 +7,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
@@ -17,9 +18,11 @@
 namespace alignkit {
 
 // [batch, outputs] at the last position whose attention mask is 1 (for right- or left-padded
-// rows alike; transformers' "rightmost token that is not the pad id" is the same position unless
-// the pad id also occurs as a real token).
-torch::Tensor sequence_scores(CausalLM& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+// rows alike), or, given the pad id, at the rightmost token that is not it: transformers'
+// pooling by config.pad_token_id, which differs where the pad id is also a real token (a
+// tokenizer without a pad token pads with EOS, so every row's final EOS counts as padding).
+torch::Tensor sequence_scores(CausalLM& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              std::optional<std::int64_t> pad_token_id = std::nullopt);
 
 class ValueHeadImpl : public torch::nn::Module {
  public:
