@@ -35,6 +35,15 @@ const fs::path kLlama = testing::source_dir() / "tests/fixtures/oracle/llama";
 // Four preference pairs as token ids (the oracle llama has a 300-token vocabulary, EOS 2).
 const fs::path kPairs = testing::source_dir() / "tests/fixtures/llama_token_pairs.jsonl";
 
+// tok/ and pairs.jsonl in `dir`, for recipes on the oracle models, which carry no tokenizer:
+// init-model's byte-level one has their EOS (2) and pad (0); the pairs are kPairs.
+void write_tokenizer_and_pairs(const TempDir& dir) {
+  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
+                .exit_code,
+            0);
+  fs::copy_file(kPairs, dir.path() / "pairs.jsonl");
+}
+
 struct Run {
   std::vector<nlohmann::json> ours, reference;
 };
@@ -47,10 +56,7 @@ const fs::path kLlamaSeqcls = testing::source_dir() / "tests/fixtures/oracle/lla
 Run train_both(const TempDir& dir, const fs::path& model, const std::string& method, const std::string& script,
                const std::string& extra_recipe, const std::vector<std::string>& reference_args, double lr,
                const std::string& pairs = "", const std::function<void(nlohmann::json&)>& tokenizer_edit = {}) {
-  // The oracle model folders carry no tokenizer; init-model's byte-level one has the same EOS (2) and pad (0).
-  EXPECT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
-                .exit_code,
-            0);
+  write_tokenizer_and_pairs(dir);
   if (tokenizer_edit) {
     const auto file = dir.path() / "tok/tokenizer_config.json";
     std::ifstream in(file);
@@ -59,8 +65,7 @@ Run train_both(const TempDir& dir, const fs::path& model, const std::string& met
     dir.write("tok/tokenizer_config.json", config.dump(2));
   }
   const auto data = dir.path() / "pairs.jsonl";
-  if (pairs.empty()) fs::copy_file(kPairs, data);
-  else dir.write("pairs.jsonl", pairs);
+  if (!pairs.empty()) dir.write("pairs.jsonl", pairs);
   const auto recipe = dir.write(
       "train.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 5\nper_device_train_batch_size = 4\n"
                                 "logging_steps = 1\n[optimizer]\nlearning_rate = {}\nweight_decay = 0.01\n"
@@ -270,10 +275,7 @@ TEST(TrainingOracle, LoraRewardModelStepsTrackTheTrlReference) {
 // classifier, and the merged model's head is the trained one from the adapter, not a new draw.
 TEST(RewardModel, QloraMergesTheTrainedHeadIntoTheSavedModel) {
   TempDir dir;
-  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
-                .exit_code,
-            0);
-  fs::copy_file(kPairs, dir.path() / "pairs.jsonl");
+  write_tokenizer_and_pairs(dir);
   const auto recipe = dir.write(
       "q.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 2\nper_device_train_batch_size = 2\n"
                             "[method]\nname = \"reward\"\n[model]\npath = \"{}\"\ntokenizer = \"tok\"\nquantization = \"nf4\"\n"
@@ -308,10 +310,7 @@ TEST(RewardModel, ModulesToSaveAdapterIsRefusedForAMethodWithAReference) {
   with_head.modules_to_save = {"lm_head"};
   save_starting_adapter(*model, dir.path() / "adapter", with_head, 3);
   ASSERT_TRUE(safetensors::File::open(dir.path() / "adapter/adapter_model.safetensors").find("base_model.model.lm_head.weight"));
-  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
-                .exit_code,
-            0);
-  fs::copy_file(kPairs, dir.path() / "pairs.jsonl");
+  write_tokenizer_and_pairs(dir);
   const auto recipe = dir.write(
       "dpo.toml", fmt::format("[run]\noutput_dir = \"run\"\n[training]\nmax_steps = 1\n[method]\nname = \"dpo\"\n"
                               "[model]\npath = \"{}\"\ntokenizer = \"tok\"\n[lora]\ninit_adapter = \"adapter\"\n"
@@ -790,10 +789,7 @@ TEST(TrainingLoop, QuantizedCopyReferenceIsLoadedQuantized) {
   // fp32 policy it was copied from, and DPO's first loss moves off log 2 (an unquantized copy gives
   // exactly log 2: policy = reference).
   TempDir dir;
-  ASSERT_EQ(testing::run_alignkit({"init-model", "--preset", "tiny", "--config-only", "--out", (dir.path() / "tok").string()})
-                .exit_code,
-            0);
-  fs::copy_file(kPairs, dir.path() / "pairs.jsonl");
+  write_tokenizer_and_pairs(dir);
   double first_loss[2] = {0, 0};
   for (int quantized = 0; quantized < 2; ++quantized) {
     const auto recipe = dir.write(

@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llama_reference import Model  # noqa: E402
+from trainer_reference import Optimizer, add_training_args, read_jsonl, trainable  # noqa: E402
 
 
 def rows(examples, eos, pad):
@@ -58,14 +59,8 @@ def summed_logps(model, ids, attention, completion):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", required=True)
-    p.add_argument("--adapter")
-    p.add_argument("--data", required=True)
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--lr", type=float, required=True)
+    add_training_args(p)
     p.add_argument("--beta", type=float, required=True)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--eos", type=int, default=2)
     p.add_argument("--pad", type=int, default=0)
     p.add_argument("--reference-each-step", action="store_true")
@@ -74,8 +69,7 @@ def main():
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    with open(a.data) as f:
-        examples = [json.loads(line) for line in f if line.strip()]
+    examples = read_jsonl(a.data)
     ids, attention, completion = rows(examples, a.eos, a.pad)
     n = len(examples)
 
@@ -92,17 +86,7 @@ def main():
             return out
 
     reference = None if a.reference_each_step else reference_logps()
-    if a.adapter:
-        params = {f"{m}.lora_{k}": t for m, ab in model.lora.items() for k, t in ab.items()}
-    else:
-        params = model.w
-    for t in params.values():
-        t.requires_grad_(True)
-    decay = [t for name, t in params.items() if t.dim() >= 2 and "norm" not in name and "bias" not in name]
-    no_decay = [t for name, t in params.items() if not (t.dim() >= 2 and "norm" not in name and "bias" not in name)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, (a.steps - step) / max(1, a.steps)))
+    optimizer = Optimizer(trainable(model, a.adapter), a)
     for _ in range(a.steps):
         start = time.perf_counter()
         logps = summed_logps(model, ids, attention, completion)
@@ -113,10 +97,7 @@ def main():
         logits = (chosen - ref_chosen) - (rejected - ref_rejected)
         loss = -torch.nn.functional.logsigmoid(a.beta * logits).mean()
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(list(params.values()), a.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
+        norm = optimizer.step()
         seconds = time.perf_counter() - start
         margins = a.beta * logits.detach()
         row = {"loss": loss.item(), "grad_norm": norm.item(), "rewards/margins": margins.mean().item()}

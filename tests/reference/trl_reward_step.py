@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llama_reference import Model  # noqa: E402
+from trainer_reference import Optimizer, add_training_args, read_jsonl, trainable  # noqa: E402
 
 
 def rows(examples, pad):
@@ -42,18 +43,11 @@ def rows(examples, pad):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", required=True)
-    p.add_argument("--adapter")
-    p.add_argument("--data", required=True)
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--lr", type=float, required=True)
+    add_training_args(p)
     p.add_argument("--center", type=float, help="center_rewards_coefficient (default: None)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
     p.add_argument("--pad", type=int, default=0, help="the pad id rows are padded and pooled by")
     a = p.parse_args()
-    with open(a.data) as f:
-        examples = [json.loads(line) for line in f if line.strip()]
+    examples = read_jsonl(a.data)
     ids, attention = rows(examples, a.pad)
     n = len(examples)
     # transformers: the rightmost token that is not the pad id
@@ -62,22 +56,10 @@ def main():
     model = Model(a.model, a.adapter)
     if "score.weight" not in model.w:
         raise SystemExit(f"{a.model} has no score head: give a ...ForSequenceClassification model")
-    if a.adapter:
-        params = {f"{m}.lora_{k}": t for m, ab in model.lora.items() for k, t in ab.items()}
-        params["score.weight"] = model.w["score.weight"]
-    else:
-        params = model.w
-    for t in params.values():
-        t.requires_grad_(True)
-
-    def is_decayed(name, t):
-        return t.dim() >= 2 and "norm" not in name and "bias" not in name
-
-    decay = [t for name, t in params.items() if is_decayed(name, t)]
-    no_decay = [t for name, t in params.items() if not is_decayed(name, t)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, (a.steps - step) / max(1, a.steps)))
+    params = trainable(model, a.adapter)
+    if a.adapter:  # a SEQ_CLS adapter also trains the head it saves (modules_to_save)
+        params["score.weight"] = model.w["score.weight"].requires_grad_(True)
+    optimizer = Optimizer(params, a)
     for _ in range(a.steps):
         scores = model.forward(ids, attention).float()[torch.arange(ids.shape[0]), last].squeeze(-1)
         chosen, rejected = scores[:n], scores[n:]
@@ -85,10 +67,7 @@ def main():
         if a.center is not None:
             loss = loss + a.center * torch.mean((chosen + rejected) ** 2)
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(list(params.values()), a.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
+        norm = optimizer.step()
         s = scores.detach()
         row = {"loss": loss.item(), "grad_norm": norm.item(),
                "accuracy": (chosen > rejected).float().mean().item(),
