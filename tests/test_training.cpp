@@ -480,6 +480,15 @@ TEST(TrainingData, RewardRowsAreWholeAsRewardTrainerMakesThem) {
   EXPECT_EQ(ids.report.too_long, 1u);  // 7 tokens over a max_length of 6: dropped, not cut
   EXPECT_EQ(ids.train[0].completion, (std::vector<std::int64_t>{1, 5, 6, 7}));
   EXPECT_EQ(ids.train[0].rejected, (std::vector<std::int64_t>{1, 5, 8}));
+  // When every row is too long, the error says so and what to raise.
+  options.max_length = 2;
+  try {
+    prepare("ids2.jsonl", "{\"prompt_ids\": [1, 5], \"chosen_ids\": [6], \"rejected_ids\": [8]}\n");
+    ADD_FAILURE() << "no example fits, yet the data was accepted";
+  } catch (const DiagnosticError& e) {
+    EXPECT_NE(e.format().find("every example (1) has a row longer than max_length 2"), std::string::npos) << e.format();
+    EXPECT_NE(e.format().find("raise [training] max_length"), std::string::npos) << e.format();
+  }
 }
 
 TEST(TrainingData, HhRlhfPromptIsTheCommonPrefixUpToTheLastAssistantTurn) {
