@@ -6,7 +6,7 @@
 
 #include <optional>
 
-#include <alignkit/checkpoint.hpp>
+#include <alignkit/activation_checkpoint.hpp>
 #include <alignkit/logprobs.hpp>
 #include <alignkit/lora.hpp>
 
@@ -67,7 +67,7 @@ TEST(GradientCheckpointing, LoraWithDropoutOverFrozenWeightsGetsTheSameGradients
 }
 
 TEST(GradientCheckpointing, BlockOutputIsNotKeptForBackward) {
-  // checkpoint() saves only its input: the block's intermediate tensor is freed after forward,
+  // checkpoint_activations() saves only its input: the block's intermediate tensor is freed after forward,
   // observed through a weak reference to its storage.
   auto w = torch::randn({4, 4}, torch::requires_grad());
   std::optional<c10::weak_intrusive_ptr<c10::StorageImpl>> intermediate;
@@ -77,7 +77,7 @@ TEST(GradientCheckpointing, BlockOutputIsNotKeptForBackward) {
     return torch::matmul(h, w);
   };
   const auto x = torch::randn({2, 4});
-  auto y = checkpoint(block, x, {w});
+  auto y = checkpoint_activations(block, x, {w});
   ASSERT_TRUE(intermediate.has_value());
   EXPECT_TRUE(intermediate->expired());
   y.sum().backward();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -171,7 +172,7 @@ TEST(Cli, TrainNeedsMethodModelAndData) {
   auto r = run_alignkit({"train", recipe.string()});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.output.find("`alignkit train` needs a [method] section"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("installed loss plugins: cpo, dpo, ipo, kto, orpo, ppo, reward, sft, simpo"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("installed method plugins: cpo, dpo, ipo, kto, orpo, ppo, reward, sft, simpo"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("installed model_loader plugins: hf"), std::string::npos) << r.output;
 }
 
@@ -195,6 +196,28 @@ TEST(Cli, TrainWritesTheEffectiveRecipeIntoTheRunFolder) {
   EXPECT_NE(r.output.find("tokenizer.json"), std::string::npos) << r.output;
   // The written recipe is itself a valid recipe.
   EXPECT_EQ(run_alignkit({"recipe", "check", (out / "recipe.toml").string()}).exit_code, 0);
+}
+
+// The objects instantiate_plugins creates are the ones the plan and the loop use: each factory
+// runs once per run (once, the method's ran three times: validation, the plan, the loop).
+TEST(Cli, TrainCreatesEachPluginOnce) {
+  TempDir dir;
+  const auto recipe = dir.write(
+      "r.toml", "[plugins]\npaths = [\"" + testing::fixture_plugin_dir().string() + "\"]\n" +
+                    "[method]\nname = \"fixture_loss\"\n[model]\nloader = \"fixture_loader\"\npath = \"model\"\n"
+                    "[data]\nformat = \"fixture_data\"\n[training]\nmax_steps = 5\n");
+  const auto trace = dir.path() / "created.txt";
+  auto r = run_alignkit({"train", recipe.string(), "--output", (dir.path() / "run").string()},
+                        {"ALIGNKIT_FIXTURE_TRACE=" + trace.string()});
+  // It got past the plan into the loop's set-up: the fixture model folder has no tokenizer.
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("tokenizer.json"), std::string::npos) << r.output;
+  const std::string created = read_file(trace);
+  std::map<std::string, int> count;
+  std::istringstream lines(created);
+  for (std::string line; std::getline(lines, line);) ++count[line];
+  for (const char* name : {"fixture_loss", "fixture_loader", "fixture_data"})
+    EXPECT_EQ(count[name], 1) << name << " in:\n" << created;
 }
 
 TEST(Cli, ScheduleCommandPrintsEveryStep) {

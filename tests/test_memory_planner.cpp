@@ -145,12 +145,10 @@ TEST(MemoryPlanner, PricesTheAttentionThatRuns) {
   EXPECT_NE(find(plan_memory(model, dpo(), st, memory_gib_budget(0)), "attention scores (transient)"), nullptr);
 }
 
-LossRequirements ppo() {
-  LossRequirements r;
+OnlineSpec ppo() {
+  OnlineSpec r;
   r.reference_model = true;
-  r.examples = ExampleLayout::prompt_only;
-  r.generation = true;
-  r.generation_tokens = 128;
+  r.max_completion_tokens = 128;
   r.reward_model = true;
   r.value_model = true;
   return r;
@@ -295,7 +293,7 @@ TEST(MemoryPlanner, RewardModelIsPricedAsTheClassifierTheTrainerLoads) {
   for (const auto& p : model->parameters()) bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
   LossRequirements reward;
   reward.examples = ExampleLayout::paired;
-  reward.sequence_scores = true;
+  reward.scoring = CompletionScoring::sequence_score;
   const auto plan = plan_memory(hf.loader->describe(kLlama), reward, PlanSettings{}, memory_gib_budget(0));
   EXPECT_EQ(find(plan, "policy weights")->bytes, bytes);
   EXPECT_EQ(find(plan, "gradients")->bytes, bytes);

@@ -22,9 +22,10 @@
 #include "../host/recipe_validator.hpp"
 #include "../host/run_directory.hpp"
 #include "../host/memory_planner.hpp"
+#include "../host/recipe_plan.hpp"
 #include "../host/trainer.hpp"
 #include "../host/runtime_setup.hpp"
-#include "../host/stage_runs.hpp"
+#include "../host/run_stages.hpp"
 #include "../host/text_match.hpp"
 #include "command_line.hpp"
 #include "recipe_loading.hpp"
@@ -76,9 +77,10 @@ std::unique_ptr<LoadedRecipe> load_and_validate(const std::string& file, const A
       instantiate_plugins(loaded->recipe, loaded->registry);
     } else {
       StageProblems problems;
-      for (const auto& stage : loaded->stages)
+      for (auto& stage : loaded->stages)
         problems.check(stage.name, [&] { instantiate_plugins(stage.recipe, loaded->registry); });
       problems.throw_if_any(loaded->stages.size());
+      loaded->recipe = loaded->stages.back().recipe;
     }
     return 0;
   });
@@ -96,11 +98,9 @@ void require_sections(const ValidatedRecipe& recipe, const PluginRegistry& regis
     Diagnostic d;
     d.where = SourceLocation{recipe.tree.file.string(), 0, 0};
     d.message = fmt::format("`alignkit {}` needs a [{}] section: {}", command, name, schema->doc);
-    const auto names = registry.names(*schema->plugin_kind);
-    d.notes.push_back(names.empty()
-                          ? fmt::format("no {} plugins are installed", to_string(*schema->plugin_kind))
-                          : fmt::format("installed {} plugins: {}", to_string(*schema->plugin_kind),
-                                        fmt::join(names, ", ")));
+    const auto names = registry.names(schema->plugin_kinds);
+    d.notes.push_back(names.empty() ? fmt::format("no {} plugins are installed", schema->noun())
+                                    : fmt::format("installed {} plugins: {}", schema->noun(), fmt::join(names, ", ")));
     d.help = fmt::format("add [{}] with {} = \"<plugin>\"", name, schema->selector_key);
     problems.push_back(std::move(d));
   }
@@ -155,7 +155,7 @@ int run_recipe_schedule(const Args& args) {
   const auto& recipe = chosen_stage(*loaded, command_line, /*last_by_default=*/false);
   const auto shape = as_recipe_error([&] { return schedule_shape(recipe); });
   const auto* plugin = recipe.plugins.at("scheduler");
-  auto scheduler = loaded->registry.create<Scheduler>(*plugin, recipe.section("scheduler"));
+  auto scheduler = recipe.object<Scheduler>("scheduler");
   const double lr = recipe.section("optimizer").get_float("learning_rate");
   // Streamed: max_steps may be large, and the output is whatever length the user asked for.
   std::cout << "step,lr_factor,learning_rate\n";
@@ -243,9 +243,9 @@ int run_plugins(const Args& args) {
   std::cout << fmt::format("alignkit {} (plugin API {}, {})\nsearch path: {}\n\n", ALIGNKIT_VERSION_STRING,
                            ALIGNKIT_PLUGIN_API_VERSION, ALIGNKIT_BUILD_ABI,
                            search_text.empty() ? std::string("(none)") : search_text);
-  std::cout << fmt::format("{:<13}{:<22}{:<9}{:<5}{}\n", "KIND", "NAME", "VERSION", "API", "PATH");
+  std::cout << fmt::format("{:<15}{:<22}{:<9}{:<5}{}\n", "KIND", "NAME", "VERSION", "API", "PATH");
   for (const auto& p : registry.accepted())
-    std::cout << fmt::format("{:<13}{:<22}{:<9}{:<5}{}\n  {}\n", to_string(p.kind), p.name, p.version,
+    std::cout << fmt::format("{:<15}{:<22}{:<9}{:<5}{}\n  {}\n", to_string(p.kind), p.name, p.version,
                              p.api_version, p.path.string(), p.description);
   if (registry.accepted().empty()) std::cout << "(no plugins found)\n";
   if (!registry.refused().empty()) {
@@ -254,50 +254,6 @@ int run_plugins(const Args& args) {
       std::cout << fmt::format("  {}\n    {}\n", r.path.string(), r.reason);
   }
   return kOk;
-}
-
-MemoryPlan plan_recipe(const ValidatedRecipe& recipe, PluginRegistry& registry, const MemoryBudget& budget,
-                       const fs::path& model_dir) {
-  const auto* model_plugin = recipe.plugins.at("model");
-  auto loader = registry.create<ModelLoader>(*model_plugin, recipe.section("model"));
-  const auto model = call_plugin(*model_plugin, "to describe the model", [&] { return loader->describe(model_dir); });
-  const auto* loss_plugin = recipe.plugins.at("method");
-  auto loss = registry.create<Loss>(*loss_plugin, recipe.section("method"));
-  const auto requirements = call_plugin(*loss_plugin, "to declare its requirements", [&] { return loss->requirements(); });
-  auto settings = settings_from_recipe(recipe);
-  // The further models an online method declares, described by the same loader (nothing loaded).
-  auto describe_online = [&](const char* section_name, const char* what, const char* doing, bool declared,
-                             bool declared_trained, PlanOnlineModel& online, const std::optional<fs::path>& fallback_path) {
-    if (!declared) return;
-    const auto method = recipe.section("method");
-    if (!recipe.has_section(section_name) && !fallback_path && !online.share_base)
-      throw RecipeInvalid({method.error("name", fmt::format("'{}' needs a {} model", loss_plugin->name, what),
-                                        fmt::format("add a [{}] section with its path (or share_base = true)", section_name))},
-                          false);
-    // Where the settings came from: the model's own section, or the reward model's it inherits.
-    const auto from = recipe.section(recipe.has_section(section_name) ? section_name : "reward_model");
-    if (online.share_base && !settings.lora)
-      throw RecipeInvalid({from.error("share_base", "share_base puts an adapter on the policy's base, which needs [lora]",
-                                      "add a [lora] section, or give the model its own path")},
-                          false);
-    if (declared_trained && online.quantization != BaseQuantization::none && !settings.lora)
-      throw RecipeInvalid({from.error("quantization", fmt::format("a quantized {} model trains through adapters, which needs [lora]", what),
-                                      "add a [lora] section, or set quantization = \"none\"")},
-                          false);
-    if (online.share_base) return;
-    std::optional<fs::path> path = fallback_path;
-    if (recipe.has_section(section_name) && recipe.section(section_name).has("path")) path = recipe.section(section_name).get_path("path");
-    if (!path) throw RecipeInvalid({from.error("path", "a model directory is needed unless share_base = true")}, false);
-    online.model = call_plugin(*model_plugin, doing, [&] { return loader->describe(*path); });
-  };
-  std::optional<fs::path> reward_path;
-  if (recipe.has_section("reward_model") && recipe.section("reward_model").has("path"))
-    reward_path = recipe.section("reward_model").get_path("path");
-  describe_online("reward_model", "reward", "to describe the reward model", requirements.reward_model, false,
-                  settings.reward_model, std::nullopt);
-  describe_online("value_model", "value", "to describe the value model", requirements.value_model, true,
-                  settings.value_model, reward_path);
-  return plan_memory(model, requirements, settings, budget);
 }
 
 // The free memory of the CUDA device [run] device names (cuda:N, else device 0), for `auto`.
@@ -354,57 +310,6 @@ MemoryBudget budget_from(const CommandLine& command_line, const ValidatedRecipe&
   return cpu_budget();
 }
 
-// Every CPU run checks the planner: the process's peak resident memory (VmHWM) against the plan,
-// printed and written to memory.json ("alignkit.memory-check/1", docs/memory-planner.md).
-// A CUDA run checks the planner against the caching allocator's peak reserved bytes (what
-// torch.cuda.max_memory_reserved reports), which leave out the CUDA context the plan includes.
-void report_cuda_memory(const MemoryPlan& plan, const fs::path& dir, int device) {
-  const auto reserved = compat::cuda_peak_reserved_bytes(device);
-  if (!reserved || *reserved <= 0) return;
-  std::int64_t margin = 0, context = 0;
-  for (const auto& c : plan.components) {
-    if (c.name == kAllocatorMarginComponent) margin += c.bytes;
-    if (c.name == "CUDA context") context += c.bytes;
-  }
-  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-  const std::int64_t comparable = plan.peak - context;
-  std::cerr << fmt::format("memory: CUDA peak reserved {:.2f} GiB; planned {:.2f} GiB without the context ({:+.1f}%)\n",
-                           static_cast<double>(*reserved) / kGiB, static_cast<double>(comparable) / kGiB,
-                           100.0 * static_cast<double>(comparable - *reserved) / static_cast<double>(*reserved));
-  const nlohmann::json check = {{"schema", "alignkit.memory-check/1"},
-                                {"device", fmt::format("cuda:{}", device)},
-                                {"planned_peak_bytes", plan.peak},
-                                {"planned_allocator_margin_bytes", margin},
-                                {"planned_cuda_context_bytes", context},
-                                {"planned_peak_phase", phase_name(plan.peak_phase)},
-                                {"measured_peak_bytes", *reserved},
-                                {"measured_by", "CUDA caching allocator: peak reserved bytes (torch.cuda.max_memory_reserved)"}};
-  write_file_atomically(dir / "memory.json", check.dump(2) + "\n");
-}
-
-void report_cpu_memory(const MemoryPlan& plan, const fs::path& dir) {
-  const std::int64_t measured = peak_resident_bytes();
-  if (measured <= 0) return;
-  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-  const double error = static_cast<double>(plan.peak - measured) / static_cast<double>(measured);
-  std::cerr << fmt::format("memory: peak resident {:.2f} GiB; planned {:.2f} GiB ({:+.1f}%), {:.2f} GiB of it resident "
-                           "before loading\n",
-                           static_cast<double>(measured) / kGiB, static_cast<double>(plan.peak) / kGiB, 100 * error,
-                           static_cast<double>(plan.budget.resident) / kGiB);
-  std::int64_t margin = 0;
-  for (const auto& c : plan.components)
-    if (c.name == kAllocatorMarginComponent) margin += c.bytes;
-  const nlohmann::json check = {{"schema", "alignkit.memory-check/1"},
-                                {"device", "cpu"},
-                                {"planned_peak_bytes", plan.peak},
-                                {"planned_allocator_margin_bytes", margin},
-                                {"planned_peak_phase", phase_name(plan.peak_phase)},
-                                {"measured_peak_bytes", measured},
-                                {"resident_before_bytes", plan.budget.resident},
-                                {"measured_by", "VmHWM of /proc/self/status"}};
-  write_file_atomically(dir / "memory.json", check.dump(2) + "\n");
-}
-
 bool accept_plan(const MemoryPlan& plan, bool force) {
   if (plan.fits) return true;
   std::cerr << render_plan_table(plan);
@@ -420,7 +325,7 @@ bool accept_plan(const MemoryPlan& plan, bool force) {
 namespace {
 
 MemoryPlan plan_recipe(LoadedRecipe& loaded, const MemoryBudget& budget) {
-  return cli::plan_recipe(loaded.recipe, loaded.registry, budget, loaded.recipe.section("model").get_path("path"));
+  return alignkit::plan_recipe(loaded.recipe, budget, loaded.recipe.section("model").get_path("path"));
 }
 
 }  // namespace

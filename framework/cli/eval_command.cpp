@@ -71,7 +71,7 @@ int run_eval(const Args& args) {
   // The judge's prompts, rendered once.
   const auto* judge_plugin = recipe.plugins.at("judge");
   const auto judge_section = recipe.section("judge");
-  auto judge = loaded->registry.create<Judge>(*judge_plugin, judge_section);
+  auto judge = recipe.object<Judge>("judge");
   const auto examples = call_plugin(*judge_plugin, "to give its prompts", [&] { return judge->prompts(); });
   if (examples.empty())
     throw DiagnosticError(judge_section.error("name", fmt::format("judge '{}' gave no prompts", judge_plugin->name)));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../host/memory_planner.hpp"
+#include "../host/recipe_plan.hpp"
 #include "../host/plugin_registry.hpp"
 #include "../host/recipe_stages.hpp"
 #include "../host/recipe_validator.hpp"
@@ -39,10 +40,6 @@ void require_training_sections(const LoadedRecipe& loaded, const char* command,
 // names; without --stage, the last stage when `last_by_default`, else a usage error listing them.
 const ValidatedRecipe& chosen_stage(const LoadedRecipe& loaded, const CommandLine& command_line, bool last_by_default);
 
-// The memory plan of a validated recipe: the model in `model_dir` described from its config alone
-// and the method's declared needs; nothing is loaded.
-MemoryPlan plan_recipe(const ValidatedRecipe& recipe, PluginRegistry& registry, const MemoryBudget& budget,
-                       const std::filesystem::path& model_dir);
 // The budget: --gpu or --memory-gib, else the recipe's [plan] gpu or memory_gib, else this machine's RAM.
 MemoryBudget budget_from(const CommandLine& command_line, const ValidatedRecipe& recipe);
 // train's check of a plan: false, after printing the plan and the refusal, when it does not fit

@@ -1,7 +1,7 @@
 // Commands on a recipe of [[stage]]s: `train` runs the stages in order in one run folder (and
 // `train --resume` continues such a run where it stopped), `recipe check` and `plan` report each
 // stage. The recipe side (deriving and validating each stage) is framework/host/recipe_stages.cpp;
-// the run folder's state is framework/host/stage_runs.cpp.
+// the run folder's state is framework/host/run_stages.cpp.
 #include <csignal>
 #include <iostream>
 
@@ -15,7 +15,7 @@
 #include "../host/run_checkpoint.hpp"
 #include "../host/run_directory.hpp"
 #include "../host/runtime_setup.hpp"
-#include "../host/stage_runs.hpp"
+#include "../host/run_stages.hpp"
 #include "../host/stop_signals.hpp"
 #include "../host/text_match.hpp"
 #include "../host/trainer.hpp"
@@ -72,7 +72,7 @@ int run_plan_stages(LoadedRecipe& loaded, const MemoryBudget& budget, bool json)
   const auto& stages = loaded.stages;
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const auto model = model_to_describe(stages, i);
-    const auto plan = plan_recipe(stages[i].recipe, loaded.registry, budget, model);
+    const auto plan = plan_recipe(stages[i].recipe, budget, model);
     if (json) {
       out["stages"].push_back({{"name", stages[i].name}, {"described", model.string()}, {"plan", plan_to_json(plan)}});
       continue;
@@ -103,7 +103,7 @@ int run_train_stages(const CommandLine& command_line) {
   // Every stage is planned before the first one starts.
   const auto budget = budget_from(command_line, stages.front().recipe);
   for (std::size_t i = 0; i < stages.size(); ++i) {
-    const auto plan = plan_recipe(stages[i].recipe, loaded->registry, budget, model_to_describe(stages, i));
+    const auto plan = plan_recipe(stages[i].recipe, budget, model_to_describe(stages, i));
     if (!plan.fits) std::cerr << stage_title(stages, i) << ":\n";
     if (!accept_plan(plan, command_line.has("force"))) return kDoesNotFit;
   }

@@ -55,9 +55,28 @@ bool lora_matches(const std::string& name, const std::vector<std::string>& targe
   return false;
 }
 
+// A method's needs as the formulas below read them, whichever kind of method it is.
+struct Needs {
+  explicit Needs(const MethodNeeds& m)
+      : examples(m.online ? ExampleLayout::prompt_only : m.loss.examples),
+        reference_model(m.reference_model()),
+        sequence_scores(!m.online && m.loss.scoring == CompletionScoring::sequence_score),
+        mismatched_completions(!m.online && m.loss.mismatched_completions),
+        generation(m.online.has_value()),
+        generation_tokens(m.online ? m.online->max_completion_tokens : 0),
+        reward_model(m.online && m.online->reward_model),
+        value_model(m.online && m.online->value_model),
+        completions_per_prompt(m.online ? m.online->completions_per_prompt : 1) {}
+  ExampleLayout examples;
+  bool reference_model, sequence_scores, mismatched_completions, generation;
+  std::int64_t generation_tokens;
+  bool reward_model, value_model;
+  std::int64_t completions_per_prompt;
+};
+
 // Rows of one training forward: paired methods run chosen and rejected in one batch (TRL's
-// concatenated_forward; trainer.cpp score_pairs), the other layouts one row per example.
-std::int64_t rows_per_forward(const LossRequirements& r, std::int64_t micro_batch) {
+// concatenated_forward; offline batch scoring's score_pairs), the other layouts one row per example.
+std::int64_t rows_per_forward(const Needs& r, std::int64_t micro_batch) {
   return micro_batch * (r.examples == ExampleLayout::paired ? 2 : 1);
 }
 
@@ -423,8 +442,9 @@ ModelDescription as_reward_model(ModelDescription m) {
   return m;
 }
 
-MemoryPlan plan_without_suggestions(const ModelDescription& described, const LossRequirements& req,
+MemoryPlan plan_without_suggestions(const ModelDescription& described, const MethodNeeds& method,
                                     const PlanSettings& st, const MemoryBudget& budget) {
+  const Needs req(method);
   const ModelDescription model = req.sequence_scores ? as_reward_model(described) : described;
   const Shape s(model);
   const std::int64_t b = dtype_bytes(st.precision);
@@ -625,7 +645,7 @@ MemoryPlan plan_without_suggestions(const ModelDescription& described, const Los
             std::max(no_grad_forward_bytes(s, st, rows, rb), logits_forward_bytes(s, chunk) + 2 * tokens * s.H * rb),
             PlanPhase::forward, "one no-grad layer's temporaries, or C*V*8 logits", {PlanPhase::forward}, true);
   }
-  if (req.kl_completions)
+  if (req.mismatched_completions)
     out.add("KL completions forward (transient)",
             std::max(no_grad_forward_bytes(s, st, st.micro_batch, b),
                      logits_forward_bytes(s, chunk_positions(st, st.micro_batch)) + 2 * st.micro_batch * T * s.H * b),
@@ -641,10 +661,11 @@ MemoryPlan plan_without_suggestions(const ModelDescription& described, const Los
     // The rollout: token ids of every prompt + response, and eight fp32 per-token tensors of the
     // responses (log-probs, reference log-probs, values, KL, non-score and total rewards,
     // advantages, returns), kept from generation through the PPO epochs.
-    const std::int64_t prompts = st.rollout_batch > 0 ? st.rollout_batch : st.micro_batch;
+    const std::int64_t completions = (st.rollout_batch > 0 ? st.rollout_batch : st.micro_batch) * req.completions_per_prompt;
     const std::int64_t response = new_tokens > 0 ? std::min(T, new_tokens) : T;
-    out.add("rollout buffers", prompts * (T * 8 + response * 8 * 4), PlanPhase::generation,
-            fmt::format("rollout prompts*(T*8 + response*8*4), {} prompts, {} response tokens", prompts, response),
+    out.add("rollout buffers", completions * (T * 8 + response * 8 * 4), PlanPhase::generation,
+            fmt::format("rollout completions*(T*8 + response*8*4), {} completions ({} per prompt), {} response tokens",
+                        completions, req.completions_per_prompt, response),
             {PlanPhase::generation, PlanPhase::forward, PlanPhase::backward, PlanPhase::step});
     // Scoring the rollout without gradients: the reward model (and the value model) one micro-batch
     // at a time, beside the KV cache's phase.
@@ -658,7 +679,7 @@ MemoryPlan plan_without_suggestions(const ModelDescription& described, const Los
   // Sum per phase: residents plus the largest transient of the phase.
   MemoryPlan plan;
   plan.model = model;
-  plan.requirements = req;
+  plan.method = method;
   plan.settings = st;
   plan.budget = budget;
   std::int64_t peak = -1;
@@ -705,9 +726,10 @@ MemoryPlan plan_without_suggestions(const ModelDescription& described, const Los
 
 }  // namespace
 
-MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& requirements,
+MemoryPlan plan_memory(const ModelDescription& model, const MethodNeeds& method,
                        const PlanSettings& settings, const MemoryBudget& budget) {
-  auto plan = plan_without_suggestions(model, requirements, settings, budget);
+  const Needs requirements(method);
+  auto plan = plan_without_suggestions(model, method, settings, budget);
   if (plan.fits) return plan;
   std::vector<std::pair<std::string, PlanSettings>> changes;
   auto change = [&](std::string what, auto&& edit) {
@@ -748,7 +770,7 @@ MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& re
   if (settings.max_length > 256)
     change(fmt::format("[training] max_length = {}", settings.max_length / 2), [](PlanSettings& s) { s.max_length /= 2; });
   for (const auto& [what, s] : changes) {
-    const auto alternative = plan_without_suggestions(model, requirements, s, plan.budget);
+    const auto alternative = plan_without_suggestions(model, method, s, plan.budget);
     if (alternative.peak >= plan.peak) continue;
     plan.suggestions.push_back({what, alternative.peak, plan.peak - alternative.peak, alternative.fits});
   }

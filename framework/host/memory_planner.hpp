@@ -16,6 +16,7 @@
 
 #include <alignkit/loss.hpp>
 #include <alignkit/model_loader.hpp>
+#include <alignkit/online_method.hpp>
 
 namespace alignkit {
 
@@ -25,6 +26,17 @@ enum class Precision { fp32, bf16, fp16 };
 enum class PlanDevice { cpu, cuda };
 // How the reference model of a method that needs one is provided ([reference] strategy).
 enum class PlanReference { none, copy, adapter_off, precomputed };
+
+// What a method asks of a run, as the planner prices it: an offline loss's requirements, or an
+// online method's spec (the models it needs, completions per prompt, tokens sampled).
+struct MethodNeeds {
+  MethodNeeds(const LossRequirements& requirements) : loss(requirements) {}  // NOLINT: either converts
+  MethodNeeds(const OnlineSpec& spec) : online(spec) {}                      // NOLINT
+  LossRequirements loss;             // an offline method's (default for an online one)
+  std::optional<OnlineSpec> online;  // set: an online method
+
+  bool reference_model() const { return online ? online->reference_model : loss.reference_model; }
+};
 
 // The recipe settings that decide memory. Defaults are the recipe schema's defaults.
 // An online method's reward or value model ([reward_model], [value_model]): weights of its own,
@@ -53,8 +65,8 @@ struct PlanSettings {
   BaseQuantization reference_quantization = BaseQuantization::none;  // a `copy` reference's [reference] quantization
   PlanDevice device = PlanDevice::cpu;
   bool eager_attention = false;  // [model] attention = "eager"
-  // Online methods: tokens generated per prompt (0: the method's generation_tokens, else
-  // max_length), prompts per rollout (0: micro_batch), and the further models the method declares.
+  // Online methods: tokens generated per prompt (0: the method's max_completion_tokens), prompts
+  // per rollout (0: micro_batch), and the further models the method declares.
   std::int64_t max_new_tokens = 0;
   std::int64_t rollout_batch = 0;
   PlanOnlineModel reward_model, value_model;
@@ -125,7 +137,7 @@ inline constexpr std::string_view kAllocatorMarginComponent = "allocator margin"
 
 struct MemoryPlan {
   ModelDescription model;
-  LossRequirements requirements;
+  MethodNeeds method = LossRequirements{};
   PlanSettings settings;
   std::vector<PlanComponent> components;
   std::int64_t peak = 0;          // bytes at the peak phase, margins included
@@ -138,8 +150,8 @@ struct MemoryPlan {
 
 // Plans a run. Pure arithmetic: a 70B configuration plans in microseconds. Suggestions are
 // filled only when the plan does not fit the budget (each is the plan re-run with one change).
-MemoryPlan plan_memory(const ModelDescription& model, const LossRequirements& requirements,
-                       const PlanSettings& settings, const MemoryBudget& budget);
+MemoryPlan plan_memory(const ModelDescription& model, const MethodNeeds& method, const PlanSettings& settings,
+                       const MemoryBudget& budget);
 
 // Bytes a [rows, cols] matrix takes under a base quantization (the arithmetic of
 // Nf4Weight::storage_bytes and Int8Weight::storage_bytes; `none` is rows * cols * dtype bytes).

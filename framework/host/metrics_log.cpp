@@ -15,11 +15,8 @@ namespace alignkit {
 
 namespace {
 
-// The curves worth a glance, in this order; others are in the CSV.
-// The reward method's accuracy and margin stand where the preference methods' rewards/* do.
-const std::vector<std::string> kPlotted = {"loss", "eval_loss", "rewards/accuracies", "eval_rewards/accuracies",
-                                           "accuracy", "eval_accuracy", "rewards/margins", "eval_rewards/margins",
-                                           "margin", "eval_margin", "grad_norm", "learning_rate"};
+// The curves worth a glance when the loop names none; every metric is in the CSV.
+const std::vector<std::string> kDefaultPlotted = {"loss", "eval_loss", "grad_norm", "learning_rate"};
 
 std::string escape(const std::string& s) {
   std::string out;
@@ -29,7 +26,9 @@ std::string escape(const std::string& s) {
 
 }  // namespace
 
-MetricsLog::MetricsLog(const std::filesystem::path& dir, std::optional<std::int64_t> resume_step) : dir_(dir) {
+MetricsLog::MetricsLog(const std::filesystem::path& dir, std::optional<std::int64_t> resume_step,
+                       std::vector<std::string> plotted)
+    : dir_(dir), plotted_(plotted.empty() ? kDefaultPlotted : std::move(plotted)) {
   const auto file = dir_ / "metrics.jsonl";
   if (!resume_step) {
     std::filesystem::remove(file);  // a fresh run starts a fresh log
@@ -92,7 +91,7 @@ void MetricsLog::write_csv() const {
 
 void MetricsLog::write_plot() const {
   std::vector<std::string> names;
-  for (const auto& name : kPlotted)
+  for (const auto& name : plotted_)
     if (std::any_of(rows_.begin(), rows_.end(), [&](const auto& row) { return row.second.count(name) > 0; }))
       names.push_back(name);
   write_file_atomically(dir_ / "metrics.svg", plot_svg(rows_, names));

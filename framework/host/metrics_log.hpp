@@ -14,7 +14,10 @@ namespace alignkit {
 class MetricsLog {
  public:
   // A fresh log, or with `resume_step`, the existing one up to that step (a resumed run).
-  explicit MetricsLog(const std::filesystem::path& dir, std::optional<std::int64_t> resume_step = std::nullopt);
+  // `plotted`: the curves metrics.svg shows, in order, those present (default: loss, eval_loss,
+  // grad_norm, learning_rate; a loop passes plotted_metrics() of its method's declarations).
+  explicit MetricsLog(const std::filesystem::path& dir, std::optional<std::int64_t> resume_step = std::nullopt,
+                      std::vector<std::string> plotted = {});
   // Records one line: `step` plus named values (TRL's names, eval ones prefixed "eval_").
   void log(std::int64_t step, const std::map<std::string, double>& values);
 
@@ -23,6 +26,7 @@ class MetricsLog {
   void write_plot() const;
 
   std::filesystem::path dir_;
+  std::vector<std::string> plotted_;
   std::vector<std::pair<std::int64_t, std::map<std::string, double>>> rows_;
 };
 

@@ -244,30 +244,40 @@ const PluginRecord* PluginRegistry::find(PluginKind kind, std::string_view name)
   return nullptr;
 }
 
-std::vector<std::string> PluginRegistry::names(PluginKind kind) const {
+const PluginRecord* PluginRegistry::find(const std::vector<PluginKind>& kinds, std::string_view name) const {
+  for (const auto kind : kinds)
+    if (const auto* found = find(kind, name)) return found;
+  return nullptr;
+}
+
+std::vector<std::string> PluginRegistry::names(PluginKind kind) const { return names(std::vector<PluginKind>{kind}); }
+
+std::vector<std::string> PluginRegistry::names(const std::vector<PluginKind>& kinds) const {
   std::vector<std::string> out;
   for (const auto& p : accepted_)
-    if (p.kind == kind) out.push_back(p.name);
+    if (std::find(kinds.begin(), kinds.end(), p.kind) != kinds.end()) out.push_back(p.name);
   std::sort(out.begin(), out.end());
   return out;
 }
 
-const PluginRecord& PluginRegistry::require(PluginKind kind, std::string_view name,
-                                            const SourceLocation& where,
+const PluginRecord& PluginRegistry::require(const std::vector<PluginKind>& kinds, const std::string& noun,
+                                            std::string_view name, const SourceLocation& where,
                                             const std::string& source_line) const {
-  if (const auto* found = find(kind, name)) return *found;
+  if (const auto* found = find(kinds, name)) return *found;
   Diagnostic d;
   d.where = where;
   d.source_line = source_line;
-  d.message = fmt::format("no {} plugin named '{}'", to_string(kind), name);
-  const std::string label = fmt::format("{} '{}'", to_string(kind), name);
-  for (const auto& r : refused_)
-    if (r.name == label) d.notes.push_back(fmt::format("{} was refused: {}", r.path.string(), r.reason));
-  const auto installed = names(kind);
+  d.message = fmt::format("no {} plugin named '{}'", noun, name);
+  for (const auto kind : kinds) {
+    const std::string label = fmt::format("{} '{}'", to_string(kind), name);
+    for (const auto& r : refused_)
+      if (r.name == label) d.notes.push_back(fmt::format("{} was refused: {}", r.path.string(), r.reason));
+  }
+  const auto installed = names(kinds);
   if (installed.empty()) {
-    d.notes.push_back(fmt::format("no {} plugins are installed", to_string(kind)));
+    d.notes.push_back(fmt::format("no {} plugins are installed", noun));
   } else {
-    d.notes.push_back(fmt::format("installed {} plugins: {}", to_string(kind), fmt::join(installed, ", ")));
+    d.notes.push_back(fmt::format("installed {} plugins: {}", noun, fmt::join(installed, ", ")));
     if (auto near = closest_match(name, installed)) d.help = fmt::format("did you mean '{}'?", *near);
   }
   if (d.help.empty())

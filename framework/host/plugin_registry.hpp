@@ -64,12 +64,19 @@ class PluginRegistry {
   const std::vector<RefusedPlugin>& refused() const { return refused_; }
 
   const PluginRecord* find(PluginKind kind, std::string_view name) const;
+  const PluginRecord* find(const std::vector<PluginKind>& kinds, std::string_view name) const;
   std::vector<std::string> names(PluginKind kind) const;
+  std::vector<std::string> names(const std::vector<PluginKind>& kinds) const;  // sorted
 
-  // Finds the plugin or throws a DiagnosticError located at `where` that names what was asked
-  // for, whether a library of that name was refused (and why), and what is installed.
+  // Finds a plugin of one of `kinds` or throws a DiagnosticError located at `where` that names
+  // what was asked for (`noun`: "method", "scheduler", ...), whether a library of that name was
+  // refused (and why), and what is installed.
+  const PluginRecord& require(const std::vector<PluginKind>& kinds, const std::string& noun, std::string_view name,
+                              const SourceLocation& where, const std::string& source_line) const;
   const PluginRecord& require(PluginKind kind, std::string_view name, const SourceLocation& where,
-                              const std::string& source_line) const;
+                              const std::string& source_line) const {
+    return require({kind}, to_string(kind), name, where, source_line);
+  }
 
   // Creates the plugin's object through its factory and checks it is a T. The returned pointer
   // keeps the plugin library loaded.

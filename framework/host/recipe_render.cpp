@@ -90,14 +90,13 @@ std::string render_recipe_reference(const PluginRegistry& registry) {
     if (!schema.implicit) out += " Optional section: present only when the recipe writes it.";
     out += "\n\n";
     option_table(out, schema.host_options);
-    if (!schema.plugin_kind) continue;
-    const auto names = registry.names(*schema.plugin_kind);
-    out += fmt::format("\nThe `{}` key selects a {} plugin; its keys follow.", schema.selector_key,
-                       to_string(*schema.plugin_kind));
-    if (names.empty()) out += fmt::format(" No {} plugins are installed yet.", to_string(*schema.plugin_kind));
+    if (!schema.selects_plugin()) continue;
+    const auto names = registry.names(schema.plugin_kinds);
+    out += fmt::format("\nThe `{}` key selects a {} plugin; its keys follow.", schema.selector_key, schema.noun());
+    if (names.empty()) out += fmt::format(" No {} plugins are installed yet.", schema.noun());
     out += "\n";
     for (const auto& name : names) {
-      const auto* plugin = registry.find(*schema.plugin_kind, name);
+      const auto* plugin = registry.find(schema.plugin_kinds, name);
       out += fmt::format("\n### {} = \"{}\"\n\n{} (version {})\n\n", schema.selector_key, name,
                          plugin->description, plugin->version);
       if (plugin->options.empty())

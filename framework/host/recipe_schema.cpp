@@ -101,7 +101,7 @@ std::vector<SectionSchema> make_sections() {
                            "fresh one; its config then sets r, alpha, dropout and target_modules, and "
                            "setting those keys as well is an error."},
                },
-               std::nullopt, nullptr, false});
+               {}, nullptr, false});
   s.push_back({"reference", "The frozen reference model of methods that need one (DPO, IPO, KTO).",
                {
                    {.key = "strategy", .type = OptionType::string, .default_value = "\"auto\"",
@@ -125,7 +125,7 @@ std::vector<SectionSchema> make_sections() {
                            "when not, written when absent. Default: reference-logps.safetensors in the run "
                            "folder (a fresh run recomputes it; a resumed one reuses it)."},
                }});
-  // The further models of online methods (a method declares them: LossRequirements::reward_model,
+  // The further models of online methods (a method declares them: OnlineSpec::reward_model,
   // value_model). Present only when the recipe has them.
   auto online_model = [](const char* name, const char* doc, const char* path_doc, const char* share_doc) {
     return SectionSchema{name, doc,
@@ -138,7 +138,7 @@ std::vector<SectionSchema> make_sections() {
                              {.key = "share_base", .type = OptionType::boolean, .default_value = "false",
                               .doc = share_doc},
                          },
-                         std::nullopt, nullptr, false};
+                         {}, nullptr, false};
   };
   s.push_back(online_model("reward_model",
                            "The reward model of online methods (PPO): a sequence-classification model scoring each "
@@ -189,13 +189,13 @@ std::vector<SectionSchema> make_sections() {
                     .doc = "Warmup as a fraction of max_steps, used when warmup_steps is 0.",
                     .min = 0, .max = 1},
                },
-               PluginKind::scheduler, "name"});
-  s.push_back({"method", "The alignment method: a loss plugin and its options.",
+               {PluginKind::scheduler}, "name"});
+  s.push_back({"method", "The alignment method: a loss plugin (offline: DPO, KTO, ...) or an online-method plugin (PPO, ...) and its options.",
                {
-                   {.key = "name", .type = OptionType::string, .doc = "Loss plugin, e.g. `dpo`.",
+                   {.key = "name", .type = OptionType::string, .doc = "Method plugin, e.g. `dpo`.",
                     .required = true},
                },
-               PluginKind::loss, "name", false});
+               {PluginKind::loss, PluginKind::online_method}, "name", false, "method"});
   s.push_back({"model", "The policy model: a model-loader plugin and the model directory.",
                {
                    {.key = "loader", .type = OptionType::string, .default_value = "\"hf\"",
@@ -214,7 +214,7 @@ std::vector<SectionSchema> make_sections() {
                            "(transformers' attn_implementation=\"eager\"; same values, more memory).",
                     .choices = "auto|eager"},
                },
-               PluginKind::model_loader, "loader", false});
+               {PluginKind::model_loader}, "loader", false});
   s.push_back({"data", "Training data: a dataset plugin for the file format, and its options.",
                {
                    {.key = "format", .type = OptionType::string,
@@ -227,7 +227,7 @@ std::vector<SectionSchema> make_sections() {
                            "and goes on (the count is reported).",
                     .choices = "fail|skip"},
                },
-               PluginKind::dataset, "format", false});
+               {PluginKind::dataset}, "format", false});
   s.push_back({"judge", "A programmatic judge for `alignkit eval`: held-out prompts, greedy generation, a score per completion.",
                {
                    {.key = "name", .type = OptionType::string,
@@ -238,7 +238,7 @@ std::vector<SectionSchema> make_sections() {
                    {.key = "batch_size", .type = OptionType::integer, .default_value = "32",
                     .doc = "Prompts generated together (left-padded, one KV cache).", .min = 1, .max = 1e6},
                },
-               PluginKind::judge, "name", false});
+               {PluginKind::judge}, "name", false});
   s.push_back({"plan", "The memory budget `train` and `plan` check the recipe against when no --gpu or --memory-gib is given.",
                {
                    {.key = "gpu", .type = OptionType::string,
@@ -273,7 +273,7 @@ const SectionSchema* find_section(std::string_view name) {
 
 const SectionSchema* section_for_kind(PluginKind kind) {
   for (const auto& s : host_sections())
-    if (s.plugin_kind == kind) return &s;
+    if (std::find(s.plugin_kinds.begin(), s.plugin_kinds.end(), kind) != s.plugin_kinds.end()) return &s;
   return nullptr;
 }
 

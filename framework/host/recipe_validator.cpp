@@ -11,6 +11,7 @@
 #include <alignkit/dataset.hpp>
 #include <alignkit/judge.hpp>
 #include <alignkit/loss.hpp>
+#include <alignkit/online_method.hpp>
 #include <alignkit/model_loader.hpp>
 
 #include "option_value.hpp"
@@ -81,7 +82,7 @@ class Validator {
       data.entries.emplace(spec.key, std::move(entry));
     }
 
-    const bool know_all_keys = !schema.plugin_kind || plugin;
+    const bool know_all_keys = !schema.selects_plugin() || plugin;
     for (const auto& [rest, leaf] : leaves_of(schema.name)) {
       const std::string key = to_string(rest);
       auto it = rest.size() == 1 ? data.entries.find(rest[0]) : data.entries.end();
@@ -136,10 +137,11 @@ class Validator {
     if (plugin) d.notes.push_back(fmt::format("[{}] takes the host's keys and those of {} '{}'",
                                               schema.name, to_string(plugin->kind), plugin->name));
     d.help = suggestion(key, known);
-    if (schema.plugin_kind) {
+    if (schema.selects_plugin()) {
       // A key of a sibling plugin usually means the wrong plugin was selected.
       for (const auto& other : registry_.accepted())
-        if (other.kind == *schema.plugin_kind && &other != plugin && plugin_option(&other, key)) {
+        if (std::find(schema.plugin_kinds.begin(), schema.plugin_kinds.end(), other.kind) != schema.plugin_kinds.end() &&
+            &other != plugin && plugin_option(&other, key)) {
           d.notes.push_back(fmt::format("'{}' is an option of {} '{}'", key, to_string(other.kind), other.name));
           break;
         }
@@ -171,7 +173,7 @@ class Validator {
       return nullptr;  // missing required selector: reported as a missing key
     }
     try {
-      return &registry_.require(*schema.plugin_kind, name, where, line);
+      return &registry_.require(schema.plugin_kinds, schema.noun(), name, where, line);
     } catch (const DiagnosticError& e) {
       for (auto d : e.diagnostics()) {
         d.message = fmt::format("[{}] {}: {}", schema.name, schema.selector_key, d.message);
@@ -280,7 +282,7 @@ ValidatedRecipe validate_recipe(RecipeTree tree, PluginRegistry& registry, const
   for (const auto& schema : host_sections()) {
     if (std::string_view(schema.name) == "plugins") continue;
     if (!schema.implicit && !v.present(schema.name)) continue;
-    const PluginRecord* plugin = schema.plugin_kind ? v.select_plugin(schema) : nullptr;
+    const PluginRecord* plugin = schema.selects_plugin() ? v.select_plugin(schema) : nullptr;
     recipe.sections[schema.name] = v.build(schema, plugin);
     if (plugin) recipe.plugins[schema.name] = plugin;
   }
@@ -319,9 +321,11 @@ ScheduleShape schedule_shape(const ValidatedRecipe& recipe) {
   return shape;
 }
 
-void instantiate_plugins(const ValidatedRecipe& recipe, const PluginRegistry& registry) {
+void instantiate_plugins(ValidatedRecipe& recipe, const PluginRegistry& registry) {
   for (const auto& [section_name, plugin] : recipe.plugins) {
+    if (recipe.objects.count(section_name)) continue;
     const RecipeSection section = recipe.section(section_name);
+    std::shared_ptr<PluginObject> object;
     switch (plugin->kind) {
       case PluginKind::scheduler: {
         auto scheduler = registry.create<Scheduler>(*plugin, section);
@@ -329,13 +333,16 @@ void instantiate_plugins(const ValidatedRecipe& recipe, const PluginRegistry& re
           const auto shape = schedule_shape(recipe);
           call_plugin(*plugin, "its check of the schedule", [&] { scheduler->check(shape); });
         }
+        object = scheduler;
         break;
       }
-      case PluginKind::loss: registry.create<Loss>(*plugin, section); break;
-      case PluginKind::dataset: registry.create<Dataset>(*plugin, section); break;
-      case PluginKind::model_loader: registry.create<ModelLoader>(*plugin, section); break;
-      case PluginKind::judge: registry.create<Judge>(*plugin, section); break;
+      case PluginKind::loss: object = registry.create<Loss>(*plugin, section); break;
+      case PluginKind::online_method: object = registry.create<OnlineMethod>(*plugin, section); break;
+      case PluginKind::dataset: object = registry.create<Dataset>(*plugin, section); break;
+      case PluginKind::model_loader: object = registry.create<ModelLoader>(*plugin, section); break;
+      case PluginKind::judge: object = registry.create<Judge>(*plugin, section); break;
     }
+    recipe.objects[section_name] = std::move(object);
   }
 }
 

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,10 +24,22 @@ struct ValidatedRecipe {
   RecipeTree tree;
   std::map<std::string, detail::SectionData> sections;  // present or implicit sections
   std::map<std::string, const PluginRecord*> plugins;   // section name -> selected plugin
+  // section name -> the selected plugin's object, created once from its section by
+  // instantiate_plugins and shared by every later use (plan, train, eval).
+  std::map<std::string, std::shared_ptr<PluginObject>> objects;
 
   bool has_section(std::string_view name) const { return sections.count(std::string(name)) > 0; }
   // Throws std::logic_error for a section that is absent.
   RecipeSection section(std::string_view name) const;
+
+  // The section's plugin object as the interface T, or null when it is another kind. Throws
+  // std::logic_error when instantiate_plugins has not created it.
+  template <typename T>
+  std::shared_ptr<T> object(const std::string& section_name) const {
+    auto it = objects.find(section_name);
+    if (it == objects.end()) throw std::logic_error("no plugin object for [" + section_name + "]");
+    return std::dynamic_pointer_cast<T>(it->second);
+  }
 };
 
 // A recipe that failed validation. `plugin_missing` tells a missing or refused plugin apart from
@@ -60,9 +74,9 @@ ValidatedRecipe validate_recipe(RecipeTree tree, PluginRegistry& registry,
 // DiagnosticError when [training] max_steps is unset or warmup is longer than the run.
 ScheduleShape schedule_shape(const ValidatedRecipe& recipe);
 
-// Creates each selected plugin's object from its section, as a run would, so that options a plugin
-// rejects are reported now; runs the scheduler's own check against the schedule shape when
-// max_steps is known.
-void instantiate_plugins(const ValidatedRecipe& recipe, const PluginRegistry& registry);
+// Creates each selected plugin's object from its section, once, into recipe.objects, so that
+// options a plugin rejects are reported now and every later step uses the same object; runs the
+// scheduler's own check against the schedule shape when max_steps is known.
+void instantiate_plugins(ValidatedRecipe& recipe, const PluginRegistry& registry);
 
 }  // namespace alignkit

@@ -17,6 +17,9 @@ namespace {
 constexpr const char* kFormatKey = "alignkit.reference_cache";
 constexpr const char* kFormatVersion = "1";
 
+// The file's tensors are "<split>.<n>", n the completion's place in this list (format 1).
+const std::vector<std::string> kCompletionNames = {"completion", "rejected", "mismatched"};
+
 std::string slot_name(const char* split, std::size_t slot) { return fmt::format("{}.{}", split, slot); }
 
 }  // namespace
@@ -82,11 +85,11 @@ std::optional<ReferenceCache> read_reference_cache(const fs::path& file, const s
   }
   ReferenceCache cache;
   for (auto [split, values] : {std::pair{"train", &cache.train}, std::pair{"eval", &cache.eval}})
-    for (std::size_t slot = 0; slot < values->size(); ++slot) {
+    for (std::size_t slot = 0; slot < kCompletionNames.size(); ++slot) {
       const auto name = slot_name(split, slot);
       if (!data.find(name)) continue;
       const auto t = data.tensor(name).to(torch::kFloat64).contiguous();
-      (*values)[slot].assign(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+      (*values)[kCompletionNames[slot]].assign(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
     }
   return cache;
 }
@@ -99,9 +102,9 @@ void write_reference_cache(const fs::path& file, const std::vector<CacheKeyPart>
   }
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (auto [split, values] : {std::pair{"train", &cache.train}, std::pair{"eval", &cache.eval}})
-    for (std::size_t slot = 0; slot < values->size(); ++slot)
-      if (!(*values)[slot].empty())
-        tensors.emplace_back(slot_name(split, slot), torch::tensor((*values)[slot], torch::kFloat64));
+    for (std::size_t slot = 0; slot < kCompletionNames.size(); ++slot)
+      if (auto it = values->find(kCompletionNames[slot]); it != values->end() && !it->second.empty())
+        tensors.emplace_back(slot_name(split, slot), torch::tensor(it->second, torch::kFloat64));
   if (!file.parent_path().empty()) fs::create_directories(file.parent_path());
   safetensors::save(file, tensors, metadata);
 }

@@ -3,7 +3,7 @@
 // silently training against the wrong numbers (TRL's precompute_ref_log_probs keeps no such key).
 #pragma once
 
-#include <array>
+#include <map>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -38,9 +38,9 @@ struct CacheKeyPart {
   std::string about;
 };
 
-// Reference log-probs per split ("train", "eval") and per completion slot (0: completion or
-// chosen, 1: rejected, 2: KL completion); an empty vector is a slot the method does not use.
-using ReferenceLogps = std::array<std::vector<double>, 3>;
+// Reference log-probs of one split, per scored completion ("completion" (the chosen one of a
+// pair), "rejected", "mismatched"; offline_scoring.hpp), one value per example.
+using ReferenceLogps = std::map<std::string, std::vector<double>>;
 
 struct ReferenceCache {
   ReferenceLogps train, eval;

@@ -1,5 +1,5 @@
-// The offline training loop the host owns: every method runs through it, the loss plugin only
-// combines the log-probs the loop hands it.
+// Training a recipe: the entry point `alignkit train` calls, which runs the loop the recipe's
+// method needs (offline_loop.hpp for Loss plugins), and the run folder's checks around it.
 #pragma once
 
 #include <filesystem>
@@ -8,6 +8,7 @@
 #include <string>
 
 #include "plugin_registry.hpp"
+#include "recipe_settings.hpp"
 #include "recipe_validator.hpp"
 #include "run_checkpoint.hpp"
 
@@ -21,11 +22,6 @@ struct TrainingOutcome {
   std::filesystem::path final_dir;            // <run>/final
 };
 
-// Checks what the loop needs of a validated recipe before anything is loaded or written
-// (max_steps set, quantization and adapter-off only with LoRA, a usable device); throws
-// RecipeInvalid with every problem found.
-void check_training_recipe(const ValidatedRecipe& recipe);
-
 // A fresh run may not start in a folder holding checkpoints of an unfinished run (it would discard
 // them); throws DiagnosticError saying how to resume instead. Those of a finished run are removed
 // when the fresh run starts.
@@ -37,7 +33,8 @@ std::optional<CheckpointFolder> resumable_checkpoint(const std::filesystem::path
 
 // Runs the recipe's [training] to the end (or until SIGINT/SIGTERM, after a checkpoint), writing
 // metrics, the plot, checkpoints and the final outputs into `run_dir`; from `resume_from` when
-// given, with the same results as a run never interrupted. Progress goes to stderr.
+// given, with the same results as a run never interrupted. Progress goes to stderr. The recipe's
+// plugin objects are those instantiate_plugins created.
 TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir,
                       const std::optional<CheckpointFolder>& resume_from = std::nullopt);
 

@@ -277,4 +277,12 @@ TrainingData prepare_training_data(Dataset& dataset, const Tokenizer& tokenizer,
   return data;
 }
 
+void pair_mismatched_completions(std::vector<TokenizedExample>& examples, std::size_t chunk) {
+  for (std::size_t begin = 0; begin < examples.size(); begin += chunk) {
+    const auto end = std::min(examples.size(), begin + chunk);
+    for (std::size_t i = begin; i < end; ++i)
+      examples[i].mismatched_completion = examples[i == begin ? end - 1 : i - 1].completion;
+  }
+}
+
 }  // namespace alignkit

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include <alignkit/dataset.hpp>
-#include <alignkit/loss.hpp>
+#include <alignkit/example_layout.hpp>
 #include <alignkit/tokenizer.hpp>
 
 namespace alignkit {
@@ -19,8 +19,9 @@ struct TokenizedExample {
   std::vector<std::int64_t> prompt, completion, rejected;
   bool desirable = true;
   SourceLocation where;
-  // Unpaired methods with a KL term: a completion from another example (a mismatched pair).
-  std::vector<std::int64_t> kl_completion;
+  // Another example's completion (LossRequirements::mismatched_completions), set by
+  // pair_mismatched_completions.
+  std::vector<std::int64_t> mismatched_completion;
 };
 
 struct TokenizationOptions {
@@ -58,6 +59,11 @@ struct TrainingData {
 TrainingData prepare_training_data(Dataset& dataset, const Tokenizer& tokenizer, ExampleLayout layout,
                                    const TokenizationOptions& options, bool skip_bad, double eval_fraction,
                                    std::uint64_t seed);
+
+// Gives each example the completion of the one before it within each chunk of `chunk` examples
+// in data order (the first takes the chunk's last), as TRL's _get_kl_dataset pairs them for
+// KTO's KL estimate.
+void pair_mismatched_completions(std::vector<TokenizedExample>& examples, std::size_t chunk);
 
 // A prompt's token ids as training renders it (a conversation through the chat template with
 // add_generation_prompt, text as it is, ids as given): where generation for evaluation starts.

@@ -1,40 +1,13 @@
-// Out-of-line members of the plugin-facing interfaces: defining the destructors here gives each
-// interface one type_info, in the SDK library, shared by the host and every plugin.
-#include <fmt/format.h>
-
-#include <alignkit/dataset.hpp>
-#include <alignkit/diagnostic.hpp>
-#include <alignkit/judge.hpp>
-#include <alignkit/loss.hpp>
-#include <alignkit/model_loader.hpp>
+// The plugin ABI's own definitions. Each interface's out-of-line members live beside it
+// (loss.cpp, scheduler.cpp, ...): defining a destructor in the SDK library gives the interface
+// one type_info, shared by the host and every plugin.
 #include <alignkit/plugin.hpp>
-#include <alignkit/scheduler.hpp>
+
+#include <alignkit/options.hpp>
 
 namespace alignkit {
 
 PluginObject::~PluginObject() = default;
-Scheduler::~Scheduler() = default;
-Loss::~Loss() = default;
-
-std::map<std::string, torch::Tensor> Loss::state() const { return {}; }
-
-void Loss::load_state(const std::map<std::string, torch::Tensor>& state) {
-  if (!state.empty())
-    throw DiagnosticError(make_error(fmt::format("this loss keeps no state between steps, but a checkpoint holds '{}'",
-                                                 state.begin()->first)));
-}
-Dataset::~Dataset() = default;
-ExampleSink::~ExampleSink() = default;
-ModelLoader::~ModelLoader() = default;
-Judge::~Judge() = default;
-CausalLM::~CausalLM() = default;
-
-torch::Tensor CausalLM::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                const torch::Tensor& position_ids) {
-  return torch::matmul(hidden_states(input_ids, attention_mask, position_ids), output_weight().t());
-}
-
-void Scheduler::check(const ScheduleShape&) const {}
 
 const char* to_string(PluginKind kind) {
   switch (kind) {
@@ -43,6 +16,7 @@ const char* to_string(PluginKind kind) {
     case PluginKind::dataset: return "dataset";
     case PluginKind::model_loader: return "model_loader";
     case PluginKind::judge: return "judge";
+    case PluginKind::online_method: return "online_method";
   }
   return nullptr;
 }

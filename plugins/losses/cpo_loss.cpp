@@ -53,4 +53,6 @@ LossResult CpoLoss::compute(const LossBatch& batch) {
   return result;
 }
 
+std::vector<MetricSpec> CpoLoss::metrics() const { return paired_metric_specs(); }
+
 }  // namespace alignkit::losses

@@ -49,6 +49,7 @@ class CpoLoss final : public Loss {
   explicit CpoLoss(CpoSettings settings) : settings_(std::move(settings)) {}
   LossRequirements requirements() const override;
   LossResult compute(const LossBatch& batch) override;
+  std::vector<MetricSpec> metrics() const override;
 
  private:
   CpoSettings settings_;

@@ -244,4 +244,6 @@ LossResult DpoLoss::compute(const LossBatch& batch) {
   return result;
 }
 
+std::vector<MetricSpec> DpoLoss::metrics() const { return paired_metric_specs(); }
+
 }  // namespace alignkit::losses

@@ -83,6 +83,7 @@ class DpoLoss final : public Loss {
 
   LossRequirements requirements() const override;
   LossResult compute(const LossBatch& batch) override;
+  std::vector<MetricSpec> metrics() const override;
   // bco_pair's running moments and the label smoothing exo_pair may have set.
   std::map<std::string, torch::Tensor> state() const override;
   void load_state(const std::map<std::string, torch::Tensor>& state) override;

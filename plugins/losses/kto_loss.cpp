@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "loss_support.hpp"
 
 namespace alignkit::losses {
@@ -41,7 +43,7 @@ LossRequirements KtoLoss::requirements() const {
   r.reference_model = true;
   r.examples = ExampleLayout::unpaired;
   r.reduction = LogProbReduction::sum;
-  r.kl_completions = settings_.loss_type == "kto";  // TRL's calculate_KL
+  r.mismatched_completions = settings_.loss_type == "kto";  // TRL's calculate_KL
   return r;
 }
 
@@ -53,14 +55,14 @@ LossResult KtoLoss::compute(const LossBatch& batch) {
     throw std::invalid_argument("kto needs a desirable label for each of the " + std::to_string(n) + " completions");
   const auto desirable = batch.desirable.to(torch::kBool).to(batch.completions.logps.device());
   const auto undesirable = desirable.logical_not();
-  if (requirements().kl_completions) {
+  if (requirements().mismatched_completions) {
     require_logps(batch.kl, -1, "kl");
     require_logps(batch.reference_kl, batch.kl.logps.size(0), "reference_kl");
   }
   const auto& policy = batch.completions.logps;
   const auto& reference = batch.reference_completions.logps;
 
-  const bool calculate_kl = requirements().kl_completions;
+  const bool calculate_kl = requirements().mismatched_completions;
   const auto terms = kto_loss(settings_, policy.index({desirable}), policy.index({undesirable}),
                               calculate_kl ? batch.kl.logps : torch::Tensor(), reference.index({desirable}),
                               reference.index({undesirable}), calculate_kl ? batch.reference_kl.logps : torch::Tensor());
@@ -84,6 +86,19 @@ LossResult KtoLoss::compute(const LossBatch& batch) {
         scalar_metric("count/" + split, torch::tensor(static_cast<double>(count), policy.options().requires_grad(false))));
   }
   return result;
+}
+
+// compute() reports per-batch sums with counts, per split; over a logging window each becomes sum
+// over count, and the margin their difference, as TRL's KTOTrainer.log computes them.
+std::vector<MetricSpec> KtoLoss::metrics() const {
+  std::vector<MetricSpec> specs;
+  for (const char* split : {"chosen", "rejected"})
+    for (const char* what : {"rewards", "logps", "logits"})
+      specs.push_back({.name = fmt::format("{}/{}", what, split), .window = MetricWindow::ratio,
+                       .a = fmt::format("{}/{}_sum", what, split), .b = fmt::format("count/{}", split)});
+  specs.push_back({.name = "rewards/margins", .window = MetricWindow::difference, .a = "rewards/chosen",
+                   .b = "rewards/rejected", .progress = MetricProgress::train});
+  return specs;
 }
 
 }  // namespace alignkit::losses

@@ -55,6 +55,7 @@ class KtoLoss final : public Loss {
   explicit KtoLoss(KtoSettings settings) : settings_(std::move(settings)) {}
   LossRequirements requirements() const override;
   LossResult compute(const LossBatch& batch) override;
+  std::vector<MetricSpec> metrics() const override;
 
  private:
   KtoSettings settings_;

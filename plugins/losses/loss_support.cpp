@@ -38,6 +38,11 @@ Metric mean_metric(std::string name, const torch::Tensor& values) {
   return {std::move(name), values.detach().mean()};
 }
 
+std::vector<MetricSpec> paired_metric_specs() {
+  return {{.name = "rewards/accuracies", .progress = MetricProgress::train_and_eval},
+          {.name = "rewards/margins", .progress = MetricProgress::train}};
+}
+
 Metric scalar_metric(std::string name, const torch::Tensor& value) {
   return {std::move(name), value.detach().reshape({})};
 }

@@ -39,6 +39,10 @@ void require_logps(const CompletionScores& scores, std::int64_t n, std::string_v
 std::vector<Metric> paired_metrics(const torch::Tensor& chosen_rewards, const torch::Tensor& rejected_rewards,
                                    const CompletionScores& chosen, const CompletionScores& rejected);
 
+// How the paired metrics show: the accuracy on the progress line after training steps and
+// evaluations, the margin after training steps.
+std::vector<MetricSpec> paired_metric_specs();
+
 // A metric's value: detached; `mean` over the batch as TRL's `.mean()` does.
 Metric mean_metric(std::string name, const torch::Tensor& values);
 Metric scalar_metric(std::string name, const torch::Tensor& value);

@@ -38,4 +38,6 @@ LossResult OrpoLoss::compute(const LossBatch& batch) {
   return result;
 }
 
+std::vector<MetricSpec> OrpoLoss::metrics() const { return paired_metric_specs(); }
+
 }  // namespace alignkit::losses

@@ -37,6 +37,7 @@ class OrpoLoss final : public Loss {
   explicit OrpoLoss(double beta) : beta_(beta) {}
   LossRequirements requirements() const override;
   LossResult compute(const LossBatch& batch) override;
+  std::vector<MetricSpec> metrics() const override;
 
  private:
   double beta_;

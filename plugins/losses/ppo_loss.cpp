@@ -70,7 +70,7 @@ PpoRewards ppo_rewards(const torch::Tensor& logps, const torch::Tensor& ref_logp
   return {rewards, kl, non_score_reward};
 }
 
-Advantages gae_advantages(const torch::Tensor& rewards, const torch::Tensor& values,
+GaeAdvantages gae_advantages(const torch::Tensor& rewards, const torch::Tensor& values,
                           const torch::Tensor& sequence_lengths, const PpoSettings& settings) {
   require_rollout(values, rewards, "values");
   const auto T = rewards.size(1);
@@ -90,7 +90,7 @@ Advantages gae_advantages(const torch::Tensor& rewards, const torch::Tensor& val
   return {advantages, returns};
 }
 
-LossResult ppo_loss(const RolloutBatch& b, const PpoSettings& s) {
+LossResult ppo_loss(const OnlineMinibatch& b, const PpoSettings& s) {
   if (!b.logps.defined() || b.logps.dim() != 2)
     throw std::invalid_argument("ppo: the rollout's log-probs must be [N, T] (an online method needs the host's rollouts)");
   for (const auto& [t, what] : {std::pair{b.values, "values"}, {b.old_logps, "old log-probs"},
@@ -129,15 +129,52 @@ LossResult ppo_loss(const RolloutBatch& b, const PpoSettings& s) {
   return result;
 }
 
-LossRequirements PpoLoss::requirements() const {
-  LossRequirements r;
-  r.examples = ExampleLayout::prompt_only;
-  r.generation = true;
-  r.generation_tokens = settings_.response_length;
-  r.reference_model = true;
-  r.reward_model = true;
-  r.value_model = true;
-  return r;
+OnlineSpec PpoMethod::spec() const {
+  OnlineSpec spec;
+  spec.completions_per_prompt = 1;
+  spec.max_completion_tokens = settings_.response_length;
+  spec.temperature = settings_.temperature;
+  spec.epochs = settings_.num_ppo_epochs;
+  spec.mini_batches = settings_.num_mini_batches;
+  spec.reference_model = true;
+  spec.reward_model = true;
+  spec.value_model = true;
+  return spec;
+}
+
+// TRL's PPOTrainer.train between generation and the update epochs: the score after the EOS
+// penalty, the per-token rewards, GAE, and the rollout's statistics (mean_kl, mean_entropy,
+// mean_non_score_reward, rlhf_reward, scores.mean(), the EOS count).
+RolloutEstimate PpoMethod::estimate(const Rollouts& r) {
+  if (!r.logps.defined() || r.logps.dim() != 2)
+    throw std::invalid_argument("ppo: the rollout's log-probs must be [N, T]");
+  if (!r.sequence_lengths.defined() || r.sequence_lengths.dim() != 1 || r.sequence_lengths.size(0) != r.logps.size(0))
+    throw std::invalid_argument("ppo: the rollout's sequence_lengths must be [N]");
+  if (!r.scores.defined() || r.scores.numel() != r.logps.size(0))
+    throw std::invalid_argument("ppo: the rollout's scores must be [N]");
+  const auto contains_eos = r.contains_eos.defined() ? r.contains_eos : torch::ones_like(r.sequence_lengths, torch::kBool);
+  const auto scores = penalize_missing_eos(r.scores, contains_eos, settings_);
+  const auto rewards = ppo_rewards(r.logps, r.reference_logps, scores, r.sequence_lengths, settings_);
+  const auto gae = gae_advantages(rewards.rewards, r.values, r.sequence_lengths, settings_);
+  RolloutEstimate out{gae.advantages, gae.returns, {}};
+  torch::NoGradGuard no_grad;
+  // As TRL: the log-probs with padding at INVALID_LOGPROB enter the entropy estimate.
+  const auto masks = padding_masks(r.sequence_lengths, r.logps.size(1));
+  const auto non_score = rewards.non_score_reward.sum(1).mean();
+  out.metrics = {
+      scalar_metric("objective/kl", rewards.kl.sum(1).mean()),
+      scalar_metric("objective/entropy", (-r.logps.masked_fill(masks.policy, kInvalidLogProb)).sum(1).mean()),
+      scalar_metric("objective/non_score_reward", non_score),
+      scalar_metric("objective/rlhf_reward", non_score + scores.mean()),
+      scalar_metric("objective/scores", scores.mean()),
+      scalar_metric("val/num_eos_tokens", contains_eos.to(torch::kFloat64).sum()),
+  };
+  return out;
+}
+
+std::vector<MetricSpec> PpoMethod::metrics() const {
+  return {{.name = "objective/rlhf_reward", .progress = MetricProgress::train_and_eval},
+          {.name = "objective/kl", .progress = MetricProgress::train}};
 }
 
 }  // namespace alignkit::losses

@@ -15,7 +15,7 @@
 
 #include <torch/types.h>
 
-#include <alignkit/loss.hpp>
+#include <alignkit/online_method.hpp>
 
 namespace alignkit::losses {
 
@@ -70,23 +70,27 @@ PpoRewards ppo_rewards(const torch::Tensor& logps, const torch::Tensor& ref_logp
 // GAE over the full padded width (values past the value mask are zeroed first, as TRL's rollout
 // leaves them): returns = advantages + values; advantages whitened over the policy mask and 0 on
 // padding.
-struct Advantages {
+struct GaeAdvantages {
   torch::Tensor advantages, returns;  // [N, T]
 };
-Advantages gae_advantages(const torch::Tensor& rewards, const torch::Tensor& values,
+GaeAdvantages gae_advantages(const torch::Tensor& rewards, const torch::Tensor& values,
                           const torch::Tensor& sequence_lengths, const PpoSettings& settings);
 
 // One minibatch's loss: pg_loss + vf_coef * vf_loss, with the clipped surrogate objective and
 // the clipped value loss, and TRL's per-minibatch statistics as metrics: policy/approxkl_avg,
 // policy/clipfrac_avg, loss/policy_avg, loss/value_avg, val/clipfrac_avg, val/ratio, and
 // policy/entropy_avg when the batch carries per-token entropy.
-LossResult ppo_loss(const RolloutBatch& batch, const PpoSettings& settings);
+LossResult ppo_loss(const OnlineMinibatch& batch, const PpoSettings& settings);
 
-class PpoLoss : public Loss {
+// PPO as an online method: the rollout's estimate is ppo_rewards then gae_advantages (after the
+// missing-EOS penalty), with TRL's objective/* metrics of the rollout; the loss is ppo_loss.
+class PpoMethod : public OnlineMethod {
  public:
-  explicit PpoLoss(PpoSettings settings) : settings_(std::move(settings)) {}
-  LossRequirements requirements() const override;
-  LossResult compute(const LossBatch& batch) override { return ppo_loss(batch.rollout, settings_); }
+  explicit PpoMethod(PpoSettings settings) : settings_(std::move(settings)) {}
+  OnlineSpec spec() const override;
+  RolloutEstimate estimate(const Rollouts& rollouts) override;
+  LossResult loss(const OnlineMinibatch& batch) override { return ppo_loss(batch, settings_); }
+  std::vector<MetricSpec> metrics() const override;
   const PpoSettings& settings() const { return settings_; }
 
  private:

@@ -24,7 +24,7 @@ LossResult reward_loss(const torch::Tensor& chosen, const torch::Tensor& rejecte
 LossRequirements RewardLoss::requirements() const {
   LossRequirements r;
   r.examples = ExampleLayout::paired;
-  r.sequence_scores = true;
+  r.scoring = CompletionScoring::sequence_score;
   return r;
 }
 
@@ -34,6 +34,10 @@ LossResult RewardLoss::compute(const LossBatch& batch) {
   if (!chosen.defined() || !rejected.defined() || chosen.dim() != 1 || !chosen.sizes().equals(rejected.sizes()))
     throw std::invalid_argument("reward needs one score per chosen and per rejected completion (1-D, equal lengths)");
   return reward_loss(chosen, rejected, settings_);
+}
+
+std::vector<MetricSpec> RewardLoss::metrics() const {
+  return {{.name = "accuracy", .progress = MetricProgress::train_and_eval}, {.name = "margin", .progress = MetricProgress::train}};
 }
 
 }  // namespace alignkit::losses

@@ -25,6 +25,7 @@ class RewardLoss final : public Loss {
   explicit RewardLoss(RewardSettings settings) : settings_(settings) {}
   LossRequirements requirements() const override;
   LossResult compute(const LossBatch& batch) override;
+  std::vector<MetricSpec> metrics() const override;
 
  private:
   RewardSettings settings_;

@@ -2,6 +2,8 @@
 // kind. One source, built once per FIXTURE_* definition (tests/CMakeLists.txt).
 #include <alignkit/alignkit.hpp>
 
+#include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 
 namespace {
@@ -26,6 +28,12 @@ const alignkit::OptionSpec kAllTypes[] = {
     {.key = "throw_what", .type = alignkit::OptionType::string, .default_value = "\"subclass\"",
      .doc = "A std::exception subclass defined in this plugin, or an int.", .choices = "subclass|int"},
 };
+
+// With ALIGNKIT_FIXTURE_TRACE=FILE, each factory appends its plugin's name to FILE: the tests count
+// how often the host creates each plugin's object.
+void trace_creation(const char* name) {
+  if (const char* file = std::getenv("ALIGNKIT_FIXTURE_TRACE")) std::ofstream(file, std::ios::app) << name << "\n";
+}
 
 // An exception type whose code lives in this plugin: it must not outlive the library.
 struct FixtureError : std::runtime_error {
@@ -82,7 +90,10 @@ class FixtureLoss final : public alignkit::Loss {
     return {(batch.chosen.logps - batch.rejected.logps).mean(), {}};
   }
 };
-std::unique_ptr<FixtureLoss> make_loss(const alignkit::RecipeSection&) { return std::make_unique<FixtureLoss>(); }
+std::unique_ptr<FixtureLoss> make_loss(const alignkit::RecipeSection&) {
+  trace_creation("fixture_loss");
+  return std::make_unique<FixtureLoss>();
+}
 
 class FixtureDataset final : public alignkit::Dataset {
  public:
@@ -95,6 +106,7 @@ class FixtureDataset final : public alignkit::Dataset {
   }
 };
 std::unique_ptr<FixtureDataset> make_dataset(const alignkit::RecipeSection&) {
+  trace_creation("fixture_data");
   return std::make_unique<FixtureDataset>();
 }
 
@@ -111,6 +123,7 @@ class FixtureModelLoader final : public alignkit::ModelLoader {
   void save(const alignkit::CausalLM&, const std::filesystem::path&) const override {}
 };
 std::unique_ptr<FixtureModelLoader> make_model_loader(const alignkit::RecipeSection&) {
+  trace_creation("fixture_loader");
   return std::make_unique<FixtureModelLoader>();
 }
 

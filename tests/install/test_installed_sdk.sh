@@ -62,4 +62,26 @@ awk -v v="$last" 'BEGIN { exit !(v > 0 && v < 1) }' || { echo "unexpected decay:
 sed -i 's/hold_steps = 3/hold_steps = 9/' "$recipe"
 if out=$("$host" recipe check "$recipe" 2>&1); then echo "expected a rejection:"; echo "$out"; exit 1; fi
 grep -q "$recipe:" <<< "$out" || { echo "error does not name the recipe:"; echo "$out"; exit 1; }
+# An online method built the same way: listed with its kind, and its spec read by the planner
+# (8 completions per prompt of 32 tokens for 2 prompts: 16 completions in the rollout).
+online_build=$scratch/online-build
+rm -rf "$online_build"
+cmake -S "$source/docs/examples/group_reinforce" -B "$online_build" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$prefix" "${launcher[@]}" > "$scratch.online-configure.log"
+cmake --build "$online_build" > "$scratch.online-build.log"
+online=$(find "$online_build" -name 'libgroup_reinforce.so' -print -quit)
+[ -n "$online" ] || { echo "the example did not produce libgroup_reinforce.so"; exit 1; }
+listing=$(ALIGNKIT_PLUGIN_PATH=$(dirname "$online") "$host" plugins --json)
+grep -q '"kind": "online_method",' <<< "$listing" || { echo "no online_method listed:"; echo "$listing"; exit 1; }
+grep -q '"name": "group_reinforce"' <<< "$listing" || { echo "group_reinforce not listed:"; echo "$listing"; exit 1; }
+online_recipe=$scratch/uses_online.toml
+sed -e "s|build/libgroup_reinforce.so|$online|" -e "s|../../../tests/fixtures|$source/tests/fixtures|" \
+  "$source/docs/examples/group_reinforce/recipe.toml" > "$online_recipe"
+plan=$("$host" plan "$online_recipe" --json)
+grep -q '16 completions (8 per prompt), 32 response tokens' <<< "$plan" ||
+  { echo "the plan does not follow the method's spec:"; echo "$plan"; exit 1; }
+if out=$("$host" train "$online_recipe" --output "$scratch/online-run" 2>&1); then
+  echo "expected train to refuse an online method so far:"; echo "$out"; exit 1
+fi
+grep -q "'group_reinforce' is an online method" <<< "$out" || { echo "unexpected refusal:"; echo "$out"; exit 1; }
 echo "installed SDK: ok"

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/loss.hpp>
+#include <alignkit/online_method.hpp>
 
 #include "cpo_loss.hpp"
 #include "dpo_loss.hpp"
@@ -67,15 +68,21 @@ CompletionScores scores(const torch::Tensor& logps) {
   return s;
 }
 
-// A loss plugin created as a recipe creates it: [method] name = <name> plus `options`.
-struct LoadedLoss {
+// A method plugin (a Loss or an OnlineMethod) created as a recipe creates it: [method] name = <name>
+// plus `options`.
+template <typename T>
+struct LoadedMethod {
   testing::RecipeFixture fixture;
-  std::shared_ptr<Loss> loss;
+  std::shared_ptr<T> method;
 
-  LoadedLoss(const std::string& name, const std::string& options)
-      : fixture("[method]\nname = \"" + name + "\"\n" + options) {
-    loss = fixture.registry.create<Loss>(*fixture.recipe.plugins.at("method"), fixture.recipe.section("method"));
-  }
+  LoadedMethod(const std::string& name, const std::string& options)
+      : fixture("[method]\nname = \"" + name + "\"\n" + options),
+        method(fixture.registry.create<T>(*fixture.recipe.plugins.at("method"), fixture.recipe.section("method"))) {}
+};
+
+struct LoadedLoss : LoadedMethod<Loss> {
+  using LoadedMethod::LoadedMethod;
+  std::shared_ptr<Loss>& loss = method;
 };
 
 std::map<std::string, double> metrics_of(const LossResult& result) {
@@ -255,7 +262,7 @@ TEST(DpoLoss, RequirementsFollowTrl) {
   EXPECT_EQ(plain.examples, ExampleLayout::paired);
   EXPECT_EQ(plain.reduction, LogProbReduction::sum);
   EXPECT_FALSE(plain.policy_nll);
-  EXPECT_FALSE(plain.kl_completions);
+  EXPECT_FALSE(plain.mismatched_completions);
   // "ipo" anywhere in the list: every term sees length-averaged log-probs (TRL's concatenated_forward).
   EXPECT_EQ(req("loss_type = [\"ipo\"]\n").reduction, LogProbReduction::mean);
   EXPECT_EQ(req("loss_type = [\"sigmoid\", \"ipo\"]\n").reduction, LogProbReduction::mean);
@@ -477,7 +484,7 @@ TEST(KtoLoss, EveryTrlFixtureCaseMatches) {
     EXPECT_TRUE(req.reference_model);
     EXPECT_EQ(req.examples, ExampleLayout::unpaired);
     EXPECT_EQ(req.reduction, LogProbReduction::sum);
-    EXPECT_EQ(req.kl_completions, calculate_kl);
+    EXPECT_EQ(req.mismatched_completions, calculate_kl);
     LossBatch batch;
     batch.completions = scores(interleave(pc, pr));
     batch.reference_completions = scores(interleave(rc, rr));
@@ -656,13 +663,24 @@ TEST(LossOptions, HostChecksChoicesAndRanges) {
 // PPO against the Python reference of TRL's PPOTrainer (tests/reference/trl_ppo.py)
 // ------------------------------------------------------------------------------------------------
 
-TEST(PpoLoss, EveryPythonReferenceCaseMatches) {
+// An online method created as a recipe creates it.
+using LoadedOnlineMethod = LoadedMethod<OnlineMethod>;
+
+std::map<std::string, double> metrics_of(const std::vector<std::pair<std::string, torch::Tensor>>& metrics) {
+  LossResult result;
+  result.metrics = metrics;
+  return metrics_of(result);
+}
+
+// Everything goes through the plugin's OnlineMethod interface (estimate, then loss); the per-token
+// intermediates the interface keeps inside (KL, rewards) are checked on the formulas it calls.
+TEST(PpoMethod, EveryPythonReferenceCaseMatches) {
   const json reference = load_json("tests/fixtures/loss_reference/trl_ppo_cases.json");
   int compared = 0;
   for (const auto& c : reference["cases"]) {
     SCOPED_TRACE(c["name"].get<std::string>());
-    LoadedLoss plugin("ppo", c["options"]);
-    const auto* ppo = dynamic_cast<const losses::PpoLoss*>(plugin.loss.get());
+    LoadedOnlineMethod plugin("ppo", c["options"]);
+    const auto* ppo = dynamic_cast<const losses::PpoMethod*>(plugin.method.get());
     ASSERT_NE(ppo, nullptr);
     const auto& s = ppo->settings();
     const std::int64_t n = c["n"], t = c["t"];
@@ -672,20 +690,31 @@ TEST(PpoLoss, EveryPythonReferenceCaseMatches) {
     for (bool b : c["contains_eos"]) eos_flags.push_back(b);
     const auto contains_eos = torch::tensor(eos_flags).to(torch::kBool);
 
-    // The rollout: the score with the EOS penalty, per-token rewards, GAE.
+    // The rollout's estimate: the score with the EOS penalty, per-token rewards, GAE.
     const auto scores = losses::penalize_missing_eos(tensor_of(c["raw_scores"]), contains_eos, s);
     expect_all_within(scores, c["scores"], "scores");
     const auto rewards = losses::ppo_rewards(nt(c["logprobs"]), nt(c["ref_logprobs"]), scores, lengths, s);
     expect_all_within(rewards.kl, c["kl"], "kl");
     expect_all_within(rewards.non_score_reward, c["non_score_reward"], "non_score_reward");
     expect_all_within(rewards.rewards, c["rewards"], "rewards");
-    const auto gae = losses::gae_advantages(rewards.rewards, nt(c["values"]), lengths, s);
-    expect_all_within(gae.advantages, c["advantages"], "advantages");
-    expect_all_within(gae.returns, c["returns"], "returns");
+    Rollouts rollouts{.sequence_lengths = lengths, .contains_eos = contains_eos, .logps = nt(c["logprobs"]),
+                      .reference_logps = nt(c["ref_logprobs"]), .values = nt(c["values"]),
+                      .scores = tensor_of(c["raw_scores"])};
+    const auto estimate = plugin.method->estimate(rollouts);
+    expect_all_within(estimate.advantages, c["advantages"], "advantages");
+    expect_all_within(estimate.returns, c["returns"], "returns");
+    // TRL's rollout statistics, from the reference's per-token KL and non-score rewards.
+    const auto m_rollout = metrics_of(estimate.metrics);
+    auto row_sum_mean = [&](const json& j) { return nt(j).sum(1).mean().item<double>(); };
+    const double scores_mean = tensor_of(c["scores"]).mean().item<double>();
+    EXPECT_TRUE(within_1e6_relative(m_rollout.at("objective/kl"), row_sum_mean(c["kl"])));
+    EXPECT_TRUE(within_1e6_relative(m_rollout.at("objective/non_score_reward"), row_sum_mean(c["non_score_reward"])));
+    EXPECT_TRUE(within_1e6_relative(m_rollout.at("objective/rlhf_reward"), row_sum_mean(c["non_score_reward"]) + scores_mean));
+    EXPECT_TRUE(within_1e6_relative(m_rollout.at("objective/scores"), scores_mean));
+    EXPECT_EQ(m_rollout.at("val/num_eos_tokens"), static_cast<double>(contains_eos.sum().item<std::int64_t>()));
 
     // One minibatch through the plugin, from the reference's rollout.
-    LossBatch batch;
-    auto& r = batch.rollout;
+    OnlineMinibatch r;
     r.logps = nt(c["new_logprobs"]).requires_grad_();
     r.values = nt(c["new_values"]).requires_grad_();
     r.old_logps = nt(c["logprobs"]);
@@ -694,7 +723,7 @@ TEST(PpoLoss, EveryPythonReferenceCaseMatches) {
     r.returns = nt(c["returns"]);
     r.sequence_lengths = lengths;
     r.entropy = nt(c["entropy"]);
-    const auto result = plugin.loss->compute(batch);
+    const auto result = plugin.method->loss(r);
     EXPECT_TRUE(within_1e6_relative(value(result.loss), c["loss"]));
     const auto m = metrics_of(result);
     EXPECT_EQ(m.size(), c["metrics"].size());
@@ -712,7 +741,7 @@ TEST(PpoLoss, EveryPythonReferenceCaseMatches) {
 
 // tests/fixtures/oracle/ppo.json: TRL 0.19.1's own statements of PPOTrainer.train and trl.core's
 // masked helpers, executed on fixed rollouts (B 4, T 10) for k1/k3 x whitening x (gamma, lam).
-TEST(PpoLoss, EveryTrlFixtureCaseMatches) {
+TEST(PpoMethod, EveryTrlFixtureCaseMatches) {
   const json oracle = load_json("tests/fixtures/oracle/ppo.json");
   auto matrix = [](const json& rows) {
     std::vector<double> flat;
@@ -747,28 +776,32 @@ TEST(PpoLoss, EveryTrlFixtureCaseMatches) {
     s.kl_coef = p["kl_coef"], s.kl_estimator = p["kl_estimator"], s.whiten_rewards = p["whiten_rewards"];
     s.gamma = p["gamma"], s.lam = p["lam"], s.cliprange = p["cliprange"], s.cliprange_value = p["cliprange_value"];
     s.vf_coef = p["vf_coef"];
+    losses::PpoMethod ppo(s);
+    OnlineMethod& method = ppo;
     const auto& gae_out = c["gae_block_outputs"];
     const auto rewards = losses::ppo_rewards(matrix(in["logprobs"]), matrix(in["ref_logprobs"]), tensor_of(in["scores"]),
                                              lengths, s);
     expect_all_within(rewards.kl, flat(gae_out["kl"]), "kl");
     expect_all_within(rewards.non_score_reward, flat(gae_out["non_score_reward"]), "non_score_reward");
     expect_all_within(rewards.rewards, flat(gae_out["rewards"]), "rewards");
-    const auto gae = losses::gae_advantages(rewards.rewards, matrix(in["values"]), lengths, s);
-    expect_all_within(gae.advantages, flat(gae_out["advantages"]), "advantages");
-    expect_all_within(gae.returns, flat(gae_out["returns"]), "returns");
+    // No missing-EOS penalty is set: every completion's score enters as it is.
+    const auto estimate = method.estimate({.sequence_lengths = lengths, .logps = matrix(in["logprobs"]),
+                                           .reference_logps = matrix(in["ref_logprobs"]), .values = matrix(in["values"]),
+                                           .scores = tensor_of(in["scores"])});
+    expect_all_within(estimate.advantages, flat(gae_out["advantages"]), "advantages");
+    expect_all_within(estimate.returns, flat(gae_out["returns"]), "returns");
 
     const auto& li = c["loss_block_inputs"];
     const auto& lo = c["loss_block_outputs"];
-    LossBatch batch;
-    batch.rollout.logps = matrix(li["new_logprobs"]);
-    batch.rollout.values = matrix(li["vpred"]);
-    batch.rollout.old_logps = matrix(li["mb_logprobs"]);
-    batch.rollout.old_values = matrix(li["mb_values"]);
-    batch.rollout.advantages = matrix(li["mb_advantage"]);
-    batch.rollout.returns = matrix(li["mb_return"]);
-    batch.rollout.sequence_lengths = lengths;
-    losses::PpoLoss loss(s);
-    const auto result = loss.compute(batch);
+    OnlineMinibatch batch;
+    batch.logps = matrix(li["new_logprobs"]);
+    batch.values = matrix(li["vpred"]);
+    batch.old_logps = matrix(li["mb_logprobs"]);
+    batch.old_values = matrix(li["mb_values"]);
+    batch.advantages = matrix(li["mb_advantage"]);
+    batch.returns = matrix(li["mb_return"]);
+    batch.sequence_lengths = lengths;
+    const auto result = method.loss(batch);
     EXPECT_TRUE(within_1e6_relative(value(result.loss), lo["loss"]));
     const auto m = metrics_of(result);
     EXPECT_TRUE(within_1e6_relative(m.at("loss/policy_avg"), lo["pg_loss"]));
@@ -779,17 +812,21 @@ TEST(PpoLoss, EveryTrlFixtureCaseMatches) {
   EXPECT_EQ(compared, 8);
 }
 
-TEST(PpoLoss, DeclaresAnOnlineMethodWithEveryModel) {
-  LoadedLoss plugin("ppo", "response_length = 128\n");
-  const auto r = plugin.loss->requirements();
-  EXPECT_EQ(r.examples, ExampleLayout::prompt_only);
-  EXPECT_TRUE(r.generation);
-  EXPECT_EQ(r.generation_tokens, 128);
-  EXPECT_TRUE(r.reference_model);
-  EXPECT_TRUE(r.reward_model);
-  EXPECT_TRUE(r.value_model);
-  // An offline batch has no rollout: a clear error, not a crash.
-  EXPECT_THROW(plugin.loss->compute(LossBatch{}), std::invalid_argument);
+TEST(PpoMethod, DeclaresItsRolloutsAndEveryModel) {
+  LoadedOnlineMethod plugin("ppo", "response_length = 128\nnum_ppo_epochs = 2\nnum_mini_batches = 4\ntemperature = 0.9\n");
+  EXPECT_EQ(plugin.fixture.recipe.plugins.at("method")->kind, PluginKind::online_method);
+  const auto spec = plugin.method->spec();
+  EXPECT_EQ(spec.completions_per_prompt, 1);
+  EXPECT_EQ(spec.max_completion_tokens, 128);
+  EXPECT_EQ(spec.epochs, 2);
+  EXPECT_EQ(spec.mini_batches, 4);
+  EXPECT_DOUBLE_EQ(spec.temperature, 0.9);
+  EXPECT_TRUE(spec.reference_model);
+  EXPECT_TRUE(spec.reward_model);
+  EXPECT_TRUE(spec.value_model);
+  // Empty rollouts and mini-batches: a clear error, not a crash.
+  EXPECT_THROW(plugin.method->estimate(Rollouts{}), std::invalid_argument);
+  EXPECT_THROW(plugin.method->loss(OnlineMinibatch{}), std::invalid_argument);
 }
 
 }  // namespace

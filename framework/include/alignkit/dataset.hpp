@@ -10,7 +10,8 @@
 #include <vector>
 
 #include <alignkit/diagnostic.hpp>
-#include <alignkit/loss.hpp>
+#include <alignkit/example_layout.hpp>
+#include <alignkit/plugin.hpp>
 
 namespace alignkit {
 

@@ -1,9 +1,10 @@
 // Loss: an alignment method's objective, computed from sequence log-probabilities.
 //
 // The host runs the models; the loss only combines what it is given. A loss declares what it
-// needs (LossRequirements) and the host provides exactly that: a reference model or not, paired
-// or unpaired examples, summed or length-normalised log-probs, KTO's mismatched-pair KL
-// completions, the policy's NLL on chosen completions, generation for online methods.
+// needs (LossRequirements) as data: which completions of an example are scored, by which model
+// (the policy, the reference) and how (log-probs summed or averaged, or a classifier's score),
+// and the host fills exactly that into a LossBatch. Methods that sample their completions during
+// training are OnlineMethods (alignkit/online_method.hpp), not losses.
 #pragma once
 
 #include <map>
@@ -13,43 +14,41 @@
 
 #include <torch/types.h>
 
+#include <alignkit/example_layout.hpp>
+#include <alignkit/metrics.hpp>
 #include <alignkit/plugin.hpp>
 
 namespace alignkit {
-
-enum class ExampleLayout {
-  single,       // one completion per prompt, all desirable (SFT)
-  paired,       // prompt, chosen, rejected (DPO, IPO, ORPO, SimPO, CPO)
-  unpaired,     // prompt, completion, desirable-or-not label (KTO)
-  prompt_only,  // prompts; completions are generated during training (PPO, GRPO, RLOO)
-};
 
 enum class LogProbReduction {
   sum,   // summed over completion tokens (DPO)
   mean,  // averaged over completion tokens (SimPO, ORPO, IPO length-normalised)
 };
 
+// What the policy gives for each completion it scores.
+enum class CompletionScoring {
+  logps,  // log-probs of the completion's tokens, reduced as LossRequirements::reduction says
+  // The policy is a sequence classifier with one output (a reward model being trained, as TRL's
+  // RewardTrainer does): the host gives it a one-output head (a fresh one when the checkpoint is
+  // a causal LM), scores each row, prompt and completion whole, at its last token and fills
+  // CompletionScores::scores instead of log-probs. Paired layout; no reference.
+  sequence_score,
+};
+
 struct LossRequirements {
-  bool reference_model = false;    // reference log-probs for every completion
+  bool reference_model = false;    // reference log-probs for every completion scored
   ExampleLayout examples = ExampleLayout::paired;
+  CompletionScoring scoring = CompletionScoring::logps;
   LogProbReduction reduction = LogProbReduction::sum;
-  bool kl_completions = false;     // KTO: log-probs of mismatched prompt/completion pairs
+  // Each example is also scored with a mismatched completion: within each chunk of
+  // per_device_train_batch_size examples in data order, the completion of the example before it
+  // (the first takes the chunk's last), by the policy without gradient and by the reference,
+  // into LossBatch::kl and reference_kl (KTO's KL estimate, as TRL's _get_kl_dataset pairs them).
+  bool mismatched_completions = false;
   bool policy_nll = false;         // token-mean NLL of the chosen completion (ORPO, RPO, CPO)
   // The policy NLL also covers the prompt's tokens (every attended token after the first), as
   // TRL's ORPOTrainer computes it; nll_token_counts then says how many tokens entered each nll.
   bool nll_over_prompt = false;
-  bool generation = false;         // online methods: the host samples completions
-  std::int64_t generation_tokens = 0;  // tokens sampled per prompt (TRL's response_length); 0: up to max_length
-  // Online methods' further models, which the host loads (and the planner prices) beside the
-  // policy: a reward model ([reward_model]: sequence classification, one score per completion)
-  // and a value model ([value_model]: a critic with one output per token, trained with the policy).
-  bool reward_model = false;
-  bool value_model = false;
-  // The policy is a reward model being trained (TRL's RewardTrainer): the host gives it a
-  // sequence-classification head with one output (a fresh one when the checkpoint is a causal
-  // LM) and fills CompletionScores::scores, the head's output at each row's last token, instead
-  // of log-probs. Paired layout; no reference.
-  bool sequence_scores = false;
   // The loss is a mean over completion tokens: under gradient accumulation the host weights each
   // micro-batch by its share of the step's completion tokens (transformers' num_items_in_batch)
   // instead of 1 / accumulation steps, so the step's gradient is that of the token mean over
@@ -66,22 +65,9 @@ struct CompletionScores {
   // Tokens that entered nll; may be left undefined when they are the token_counts (they differ
   // with nll_over_prompt). Losses weight nll by them to get TRL's batch-mean NLL.
   torch::Tensor nll_token_counts;
-  // The score head's output at the completion's last token (fp32), when sequence_scores is
-  // declared; the fields above are then undefined.
+  // The score head's output at the completion's last token (fp32), when the scoring is
+  // sequence_score; the fields above are then undefined.
   torch::Tensor scores;
-};
-
-// Online methods: per-token quantities of a minibatch of rollouts, [N, T] over the generated
-// response tokens (T = the longest response), as TRL's PPOTrainer holds them.
-struct RolloutBatch {
-  torch::Tensor logps;             // the policy's log-probs of the sampled tokens now (with gradient)
-  torch::Tensor values;            // the value model's predictions now (with gradient)
-  torch::Tensor old_logps;         // log-probs when the rollout was sampled
-  torch::Tensor old_values;        // values when the rollout was sampled
-  torch::Tensor advantages;        // whitened, 0 on padding
-  torch::Tensor returns;           // advantages + old values, before whitening
-  torch::Tensor sequence_lengths;  // [N] int64: index of each response's last real token
-  torch::Tensor entropy;           // optional: the policy's per-token entropy, for metrics
 };
 
 struct LossBatch {
@@ -91,9 +77,7 @@ struct LossBatch {
   // Single and unpaired layouts.
   CompletionScores completions, reference_completions;
   torch::Tensor desirable;  // bool [N], unpaired layout
-  CompletionScores kl, reference_kl;
-  // Online layout (prompt_only with generation).
-  RolloutBatch rollout;
+  CompletionScores kl, reference_kl;  // mismatched completions
 };
 
 struct LossResult {
@@ -109,6 +93,9 @@ class Loss : public PluginObject {
   virtual LossRequirements requirements() const = 0;
   // Not const: some losses keep running statistics (e.g. BCO's reward mean).
   virtual LossResult compute(const LossBatch& batch) = 0;
+  // How the metrics average over a logging window, and which the progress line shows; an
+  // undeclared metric is logged as its window mean.
+  virtual std::vector<MetricSpec> metrics() const;
 
   // What compute() carries from step to step, by name, so a checkpoint saves it and a resumed
   // run continues it exactly (plugin API 2). A stateless loss keeps the defaults: none.

@@ -18,10 +18,12 @@
 #include <alignkit/version.hpp>
 
 // The version of the contract between host and plugins: the layout of PluginInfo and OptionSpec
-// and the virtual interfaces (Scheduler, Loss, Dataset, ModelLoader, Judge). Bumped on any
-// change to them; the host refuses plugins built for another version. A new kind with its own
-// interface (Judge) left it as it was: the plugins of the existing kinds did not change.
-#define ALIGNKIT_PLUGIN_API_VERSION 4  // 4: sequence scores (reward models); 3: online models, rollouts
+// and the virtual interfaces (Scheduler, Loss, OnlineMethod, Dataset, ModelLoader, Judge). Bumped
+// on any change to them; the host refuses plugins built for another version. A new kind with its
+// own interface (Judge) left it as it was: the plugins of the existing kinds did not change.
+// 5: online methods are their own kind (OnlineMethod), losses declare their metrics and scoring
+// as data; 4: sequence scores (reward models); 3: online models, rollouts.
+#define ALIGNKIT_PLUGIN_API_VERSION 5
 
 // C++ objects cross the boundary, so host and plugin must agree on the standard library ABI
 // and, for tensor-facing plugins, on the LibTorch release. The tag records both at the plugin's
@@ -63,9 +65,11 @@ enum class PluginKind : std::uint32_t {
   dataset = 3,       // turns data files into examples (alignkit/dataset.hpp)
   model_loader = 4,  // reads and writes model directories (alignkit/model_loader.hpp)
   judge = 5,         // held-out prompts and a score for generations (alignkit/judge.hpp)
+  online_method = 6,  // a method that learns from its own samples (alignkit/online_method.hpp)
 };
 
-// "scheduler", "loss", "dataset", "model_loader", "judge"; nullptr for an unknown value.
+// "scheduler", "loss", "dataset", "model_loader", "judge", "online_method"; nullptr for an
+// unknown value.
 const char* to_string(PluginKind kind);
 
 // Creates the plugin's object from its validated options. Returns a new object the host owns;

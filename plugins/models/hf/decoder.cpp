@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <torch/nn/functional/activation.h>
 
-#include <alignkit/checkpoint.hpp>
+#include <alignkit/activation_checkpoint.hpp>
 
 namespace alignkit::hf {
 
@@ -250,7 +250,7 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const to
   for (std::size_t i = 0; i < layers->size(); ++i) {
     auto layer = std::dynamic_pointer_cast<DecoderLayerImpl>(layers->ptr(i));
     if (recompute) {
-      h = checkpoint([layer, cos, sin, layout, i](const torch::Tensor& x) {
+      h = checkpoint_activations([layer, cos, sin, layout, i](const torch::Tensor& x) {
                        return layer->forward(x, cos, sin, layout, nullptr, i);
                      },
                      h, layer->parameters());

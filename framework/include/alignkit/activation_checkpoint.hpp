@@ -15,7 +15,7 @@ namespace alignkit {
 // (trainable weights): they are passed explicitly so gradients reach them even when `input`
 // itself needs none (LoRA over frozen embeddings, where the reentrant form loses them). The RNG
 // state is restored for the recomputation, so dropout draws the same mask twice.
-torch::Tensor checkpoint(std::function<torch::Tensor(const torch::Tensor&)> block, const torch::Tensor& input,
+torch::Tensor checkpoint_activations(std::function<torch::Tensor(const torch::Tensor&)> block, const torch::Tensor& input,
                          const std::vector<torch::Tensor>& parameters);
 
 }  // namespace alignkit

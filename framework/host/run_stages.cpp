@@ -1,4 +1,4 @@
-#include "stage_runs.hpp"
+#include "run_stages.hpp"
 
 #include <string>
 #include <vector>

@@ -1,4 +1,4 @@
-#include <alignkit/checkpoint.hpp>
+#include <alignkit/activation_checkpoint.hpp>
 
 #include <ATen/Context.h>
 #include <torch/autograd.h>
@@ -62,7 +62,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
 
 }  // namespace
 
-torch::Tensor checkpoint(std::function<torch::Tensor(const torch::Tensor&)> block, const torch::Tensor& input,
+torch::Tensor checkpoint_activations(std::function<torch::Tensor(const torch::Tensor&)> block, const torch::Tensor& input,
                          const std::vector<torch::Tensor>& parameters) {
   if (!torch::GradMode::is_enabled()) return block(input);
   std::vector<torch::Tensor> trainable;

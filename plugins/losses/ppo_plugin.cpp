@@ -7,8 +7,8 @@
 // with r = pi / pi_old per token, A whitened GAE advantages of the per-token rewards (-kl_coef *
 // KL to the reference, plus the reward model's score at the response's end) and R the returns.
 // Schulman et al., 2017, https://arxiv.org/abs/1707.06347; Ouyang et al., 2022 (InstructGPT).
-// Follows TRL 0.19's PPOTrainer and PPOConfig defaults. Declares everything the host provides:
-// prompts only, generation, a reference, a reward model and a value model trained with the policy.
+// Follows TRL 0.19's PPOTrainer and PPOConfig defaults. An online method (alignkit/online_method.hpp);
+// it declares a reference, a reward model and a value model trained with the policy.
 #include <alignkit/recipe_section.hpp>
 
 #include "ppo_loss.hpp"
@@ -47,7 +47,7 @@ const alignkit::OptionSpec kOptions[] = {
      .doc = "Sampling temperature; log-probs are taken of the logits divided by it.", .min = 0, .min_exclusive = true},
 };
 
-std::unique_ptr<alignkit::losses::PpoLoss> make(const alignkit::RecipeSection& options) {
+std::unique_ptr<alignkit::losses::PpoMethod> make(const alignkit::RecipeSection& options) {
   alignkit::losses::PpoSettings s;
   s.kl_coef = options.get_float("kl_coef");
   s.kl_estimator = options.get_string("kl_estimator");
@@ -62,12 +62,12 @@ std::unique_ptr<alignkit::losses::PpoLoss> make(const alignkit::RecipeSection& o
   s.num_mini_batches = options.get_int("num_mini_batches");
   s.response_length = options.get_int("response_length");
   s.temperature = options.get_float("temperature");
-  return std::make_unique<alignkit::losses::PpoLoss>(std::move(s));
+  return std::make_unique<alignkit::losses::PpoMethod>(std::move(s));
 }
 
 }  // namespace
 
-ALIGNKIT_PLUGIN(alignkit::plugin_info<make>(alignkit::PluginKind::loss, "ppo", "1.0.0",
+ALIGNKIT_PLUGIN(alignkit::plugin_info<make>(alignkit::PluginKind::online_method, "ppo", "1.0.0",
                                             "PPO: clipped policy and value losses on generated rollouts scored by a "
                                             "reward model (TRL's PPOTrainer)",
                                             kOptions))

@@ -1,0 +1,7 @@
+#include <alignkit/judge.hpp>
+
+namespace alignkit {
+
+Judge::~Judge() = default;
+
+}  // namespace alignkit
