@@ -10,4 +10,4 @@ cd build
 # GOMP_SPINCOUNT set; setting it here spares every test process that restart, and bounds the test
 # executables' own spinning too. Waiting policies change no number.
 export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
-ctest --output-on-failure -j "$(nproc)"
+ctest --output-on-failure --no-tests=error -j "$(nproc)"
