@@ -1,6 +1,7 @@
+// alignkit/did_you_mean.hpp: the rule for suggesting a name in place of a misspelt one.
 #include <gtest/gtest.h>
 
-#include "host/text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 
 namespace alignkit {
 namespace {
@@ -22,12 +23,17 @@ TEST(ClosestMatch, SuggestsPlausibleTyposOnly) {
   EXPECT_EQ(closest_match("adam_beta3", keys), "adam_beta1");
   EXPECT_FALSE(closest_match("batch_size", keys).has_value());
   EXPECT_EQ(closest_match("decay", keys), "weight_decay");  // contained in a key
+  // A third of the word's length: one edit in a five-letter word, not two.
+  EXPECT_EQ(closest_match("uper", {"upper", "lower"}), "upper");
+  EXPECT_FALSE(closest_match("uppr_", {"upper", "lower"}).has_value());
 }
 
 TEST(Suggestion, ListsChoicesWhenNothingIsClose) {
   EXPECT_EQ(suggestion("cosin", {"linear", "cosine"}), "did you mean 'cosine'?");
   EXPECT_EQ(suggestion("zzz", {"linear", "cosine"}), "expected one of: cosine, linear");
   EXPECT_EQ(suggestion("zzz", {}), "");
+  EXPECT_EQ(did_you_mean("cosin", {"linear", "cosine"}), "did you mean 'cosine'?");
+  EXPECT_EQ(did_you_mean("zzz", {"linear", "cosine"}), "");
 }
 
 }  // namespace
