@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <alignkit/attention.hpp>
+#include <alignkit/lora.hpp>
 #include <alignkit/quantization.hpp>
 
 #include "recipe_validator.hpp"
@@ -44,15 +45,6 @@ std::vector<Projection> projections(const Shape& s) {
   return {{"self_attn.q_proj", s.q, s.H},    {"self_attn.k_proj", s.kv, s.H},  {"self_attn.v_proj", s.kv, s.H},
           {"self_attn.o_proj", s.H, s.q},    {"mlp.gate_proj", s.I, s.H},      {"mlp.up_proj", s.I, s.H},
           {"mlp.down_proj", s.H, s.I}};
-}
-
-// The same suffix rule as apply_lora (sdk/lora.cpp): the full name, or a dot-separated suffix of it.
-bool lora_matches(const std::string& name, const std::vector<std::string>& targets) {
-  for (const auto& t : targets)
-    if (name == t || (name.size() > t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0 &&
-                      name[name.size() - t.size() - 1] == '.'))
-      return true;
-  return false;
 }
 
 // Rows of one training forward: paired methods run chosen and rejected in one batch (TRL's
@@ -104,7 +96,7 @@ std::int64_t fused_key_block_bytes(const Shape& s, std::int64_t T) { return s.d 
 // Whether a projection of the layer (by module name) gets a gradient path through its input:
 // trained in place (full fine-tuning) or adapted (LoRA).
 bool projection_trains(const PlanSettings& st, const char* name) {
-  return !st.lora || lora_matches(std::string("model.layers.0.") + name, st.lora_targets);
+  return !st.lora || is_lora_target(std::string("model.layers.0.") + name, st.lora_targets);
 }
 
 // An adapter reads its input through a new fp32 tensor (the dropout output, or the fp32 copy of a
@@ -234,7 +226,7 @@ std::int64_t lora_trainable_parameters(const ModelDescription& model, std::int64
   std::int64_t total = 0;
   for (std::int64_t layer = 0; layer < s.L; ++layer)
     for (const auto& p : projections(s))
-      if (lora_matches(fmt::format("model.layers.{}.{}", layer, p.name), targets)) total += r * (p.in + p.out);
+      if (is_lora_target(fmt::format("model.layers.{}.{}", layer, p.name), targets)) total += r * (p.in + p.out);
   return total;
 }
 
