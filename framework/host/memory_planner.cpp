@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <alignkit/attention.hpp>
+#include <alignkit/dtype_names.hpp>
 #include <alignkit/lora.hpp>
 #include <alignkit/quantization.hpp>
 
@@ -305,7 +306,8 @@ MemoryBudget cpu_budget() {
 namespace {
 
 Precision precision_of(const std::string& name) {
-  return name == "bfloat16" ? Precision::bf16 : name == "float16" ? Precision::fp16 : Precision::fp32;
+  const auto dtype = dtype_from_name(name).value_or(torch::kFloat32);
+  return dtype == torch::kBFloat16 ? Precision::bf16 : dtype == torch::kFloat16 ? Precision::fp16 : Precision::fp32;
 }
 
 }  // namespace
