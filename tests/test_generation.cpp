@@ -222,6 +222,9 @@ TEST(GenerateCommand, CompletesTextPromptsWithTheModelsOwnTokenizer) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = testing::run_alignkit({"generate", "--model", model_dir.string(), "--prompt-ids", "1,999"});
   EXPECT_NE(r.output.find("outside the model's vocabulary of 300"), std::string::npos) << r.output;
+  r = testing::run_alignkit({"generate", "--model", model_dir.string(), "--prompt-ids", "1,2", "--dtype", "bfloat61"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown dtype 'bfloat61'; did you mean 'bfloat16'?"), std::string::npos) << r.output;
 }
 
 TEST(GenerateCommand, Float16OnACpuWithoutHalfMatmulIsRefusedBeforeLoading) {

@@ -42,6 +42,18 @@ torch::Tensor logits(CausalLM& model, const torch::Tensor& ids) {
   return model.forward(ids, torch::ones_like(ids), {});
 }
 
+TEST(Lora, TargetRuleIsTheWholeNameOrADottedSuffix) {
+  const std::string q = "model.layers.0.self_attn.q_proj";
+  EXPECT_TRUE(is_lora_target(q, {"q_proj"}));
+  EXPECT_TRUE(is_lora_target(q, {"v_proj", "self_attn.q_proj"}));
+  EXPECT_TRUE(is_lora_target(q, {q}));
+  EXPECT_FALSE(is_lora_target(q, {"proj"}));            // a suffix, but not at a dot
+  EXPECT_FALSE(is_lora_target(q, {"self_attn"}));       // an ancestor is not a target
+  EXPECT_FALSE(is_lora_target("q_proj", {"self_attn.q_proj"}));
+  EXPECT_FALSE(is_lora_target(q, {}));
+  EXPECT_FALSE(is_lora_target("model.layers.10.mlp.up_proj", {"layers.1.mlp.up_proj"}));
+}
+
 TEST(Lora, FreshAdapterLeavesTheModelUnchangedAndOnlyAdaptersTrain) {
   Models m;
   auto model = m.load();

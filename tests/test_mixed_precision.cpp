@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <alignkit/dtype_names.hpp>
 #include <alignkit/safetensors.hpp>
 
 #include "host/loss_scaler.hpp"
@@ -216,6 +217,18 @@ TEST(MixedPrecision, PlannerCountsTheMastersAndMomentsTheRunHolds) {
 }
 
 // --- the dynamic loss scaler ----------------------------------------------------------------------
+
+TEST(DtypeNames, EachNameReadsBackAsItsDtypeAndOthersAreRefused) {
+  for (const auto& [name, dtype] : kDtypeNames) {
+    EXPECT_EQ(dtype_from_name(name), dtype) << name;
+    EXPECT_EQ(dtype_name(dtype), name);
+  }
+  EXPECT_EQ(dtype_from_name("bfloat16"), torch::kBFloat16);
+  EXPECT_EQ(dtype_name(torch::kFloat16), "float16");
+  EXPECT_FALSE(dtype_from_name("bf16").has_value());
+  EXPECT_FALSE(dtype_from_name("Float32").has_value());
+  EXPECT_THROW(dtype_name(torch::kFloat64), std::invalid_argument);
+}
 
 TEST(LossScaler, ScaledFp16GradientsSurviveWhereUnscaledOnesUnderflow) {
   // fp16's smallest subnormal is 2^-24 (6e-8): a gradient of 1e-8 is 0 in fp16, but scaled by

@@ -26,7 +26,7 @@
 #include "../host/trainer.hpp"
 #include "../host/runtime_setup.hpp"
 #include "../host/run_stages.hpp"
-#include "../host/text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 #include "command_line.hpp"
 #include "recipe_loading.hpp"
 

@@ -9,7 +9,7 @@
 #include <alignkit/version.hpp>
 
 #include "../host/runtime_setup.hpp"
-#include "../host/text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 #include "commands.hpp"
 
 namespace {

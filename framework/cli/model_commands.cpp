@@ -16,7 +16,7 @@
 #include <alignkit/value_head.hpp>
 
 #include "../host/recipe_validator.hpp"
-#include "../host/text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 #include "../host/training_data.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"

@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <alignkit/did_you_mean.hpp>
+#include <alignkit/dtype_names.hpp>
+
 #include "../host/recipe_validator.hpp"
 #include "command_line.hpp"
 
@@ -60,10 +63,10 @@ void read_generation_config(const fs::path& file, GenerationConfig& config) {
 }
 
 torch::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32") return torch::kFloat32;
-  if (name == "bfloat16") return torch::kBFloat16;
-  if (name == "float16") return torch::kFloat16;
-  throw UsageError(fmt::format("unknown dtype '{}'; expected float32, bfloat16 or float16", name));
+  if (const auto dtype = dtype_from_name(name)) return *dtype;
+  std::vector<std::string> names;
+  for (const auto& entry : kDtypeNames) names.emplace_back(entry.name);
+  throw UsageError(fmt::format("unknown dtype '{}'; {}", name, suggestion(name, names)));
 }
 
 }  // namespace alignkit::cli

@@ -25,7 +25,7 @@ LoadedModel load_model(const std::string& loader_name, const std::filesystem::pa
 // fields (or an absent file) keep `config`'s values.
 void read_generation_config(const std::filesystem::path& file, GenerationConfig& config);
 
-// "float32", "bfloat16" or "float16" (UsageError otherwise).
+// A dtype by its name in alignkit/dtype_names.hpp ("float32", "bfloat16", "float16"); UsageError otherwise.
 torch::ScalarType parse_dtype(const std::string& name);
 
 }  // namespace alignkit::cli

@@ -17,7 +17,7 @@
 #include "../host/runtime_setup.hpp"
 #include "../host/run_stages.hpp"
 #include "../host/stop_signals.hpp"
-#include "../host/text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 #include "../host/trainer.hpp"
 #include "recipe_loading.hpp"
 

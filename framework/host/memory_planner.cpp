@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include <alignkit/attention.hpp>
+#include <alignkit/dtype_names.hpp>
+#include <alignkit/lora.hpp>
 #include <alignkit/quantization.hpp>
 
 #include "recipe_validator.hpp"
@@ -44,15 +46,6 @@ std::vector<Projection> projections(const Shape& s) {
   return {{"self_attn.q_proj", s.q, s.H},    {"self_attn.k_proj", s.kv, s.H},  {"self_attn.v_proj", s.kv, s.H},
           {"self_attn.o_proj", s.H, s.q},    {"mlp.gate_proj", s.I, s.H},      {"mlp.up_proj", s.I, s.H},
           {"mlp.down_proj", s.H, s.I}};
-}
-
-// The same suffix rule as apply_lora (sdk/lora.cpp): the full name, or a dot-separated suffix of it.
-bool lora_matches(const std::string& name, const std::vector<std::string>& targets) {
-  for (const auto& t : targets)
-    if (name == t || (name.size() > t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0 &&
-                      name[name.size() - t.size() - 1] == '.'))
-      return true;
-  return false;
 }
 
 // A method's needs as the formulas below read them, whichever kind of method it is.
@@ -123,7 +116,7 @@ std::int64_t fused_key_block_bytes(const Shape& s, std::int64_t T) { return s.d 
 // Whether a projection of the layer (by module name) gets a gradient path through its input:
 // trained in place (full fine-tuning) or adapted (LoRA).
 bool projection_trains(const PlanSettings& st, const char* name) {
-  return !st.lora || lora_matches(std::string("model.layers.0.") + name, st.lora_targets);
+  return !st.lora || is_lora_target(std::string("model.layers.0.") + name, st.lora_targets);
 }
 
 // An adapter reads its input through a new fp32 tensor (the dropout output, or the fp32 copy of a
@@ -253,7 +246,7 @@ std::int64_t lora_trainable_parameters(const ModelDescription& model, std::int64
   std::int64_t total = 0;
   for (std::int64_t layer = 0; layer < s.L; ++layer)
     for (const auto& p : projections(s))
-      if (lora_matches(fmt::format("model.layers.{}.{}", layer, p.name), targets)) total += r * (p.in + p.out);
+      if (is_lora_target(fmt::format("model.layers.{}.{}", layer, p.name), targets)) total += r * (p.in + p.out);
   return total;
 }
 
@@ -332,7 +325,8 @@ MemoryBudget cpu_budget() {
 namespace {
 
 Precision precision_of(const std::string& name) {
-  return name == "bfloat16" ? Precision::bf16 : name == "float16" ? Precision::fp16 : Precision::fp32;
+  const auto dtype = dtype_from_name(name).value_or(torch::kFloat32);
+  return dtype == torch::kBFloat16 ? Precision::bf16 : dtype == torch::kFloat16 ? Precision::fp16 : Precision::fp32;
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 
 namespace alignkit {
 
@@ -116,7 +116,7 @@ ConvertedValue convert_scalar(const toml::node& node, const OptionSpec& spec, Op
       const auto choices = split_choices(spec.choices);
       if (!choices.empty() && std::find(choices.begin(), choices.end(), v) == choices.end()) {
         out.problem = fmt::format("'{}' is not one of: {}", v, fmt::join(choices, ", "));
-        if (auto near = closest_match(v, choices)) out.help = fmt::format("did you mean '{}'?", *near);
+        out.help = did_you_mean(v, choices);
       }
       if (type == OptionType::path && v.empty()) out.problem = "expected a path, found an empty string";
       out.value = v;

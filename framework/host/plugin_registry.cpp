@@ -16,7 +16,7 @@
 
 #include "option_value.hpp"
 #include "recipe_schema.hpp"
-#include "text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 
 namespace alignkit {
 
@@ -278,7 +278,7 @@ const PluginRecord& PluginRegistry::require(const std::vector<PluginKind>& kinds
     d.notes.push_back(fmt::format("no {} plugins are installed", noun));
   } else {
     d.notes.push_back(fmt::format("installed {} plugins: {}", noun, fmt::join(installed, ", ")));
-    if (auto near = closest_match(name, installed)) d.help = fmt::format("did you mean '{}'?", *near);
+    d.help = did_you_mean(name, installed);
   }
   if (d.help.empty())
     d.help = "`alignkit plugins` lists what was found and why anything was refused; a recipe can "

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 
 namespace alignkit {
 

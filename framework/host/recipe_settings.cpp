@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <alignkit/dtype_names.hpp>
 #include <alignkit/torch_compat.hpp>
 
 namespace alignkit {
@@ -21,7 +22,7 @@ TrainingSettings training_settings(const ValidatedRecipe& recipe) {
   s.max_completion_length = t.has("max_completion_length") ? t.get_int("max_completion_length") : 0;
   s.keep_end = t.get_string("truncation_mode") == "keep_end";
   s.precision = t.get_string("precision");
-  s.dtype = dtype_of_precision(s.precision);
+  s.dtype = dtype_from_name(s.precision).value_or(torch::kFloat32);  // the schema allows only the three
   s.float32_master_weights = t.get_string("master_weights") == "float32";
   s.gradient_checkpointing = t.get_bool("gradient_checkpointing");
   s.logprob_chunk = t.get_int("logprob_chunk");
@@ -41,12 +42,6 @@ OptimizerSettings optimizer_settings(const ValidatedRecipe& recipe) {
           .beta2 = o.get_float("adam_beta2"),
           .epsilon = o.get_float("adam_epsilon"),
           .max_grad_norm = o.get_float("max_grad_norm")};
-}
-
-torch::ScalarType dtype_of_precision(const std::string& precision) {
-  if (precision == "bfloat16") return torch::kBFloat16;
-  if (precision == "float16") return torch::kFloat16;
-  return torch::kFloat32;
 }
 
 torch::Device select_device(const ValidatedRecipe& recipe) {

@@ -47,9 +47,6 @@ struct OptimizerSettings {
 TrainingSettings training_settings(const ValidatedRecipe& recipe);
 OptimizerSettings optimizer_settings(const ValidatedRecipe& recipe);
 
-// "float32", "bfloat16", "float16" as the dtype (float32 for any other name).
-torch::ScalarType dtype_of_precision(const std::string& precision);
-
 // The device [run] device names: "auto" is the first CUDA device when there is one, else the CPU.
 // Throws DiagnosticError at the key for a name that is not a device or a CUDA device this
 // machine lacks.

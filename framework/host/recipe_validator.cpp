@@ -16,7 +16,7 @@
 
 #include "option_value.hpp"
 #include "recipe_schema.hpp"
-#include "text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 
 namespace alignkit {
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/atomic_file.hpp>
+#include <alignkit/dtype_names.hpp>
 
 #include "memory_planner.hpp"
 
@@ -98,7 +99,7 @@ void RunModels::setup_reference() {
   } else {
     reference_source_ = ReferenceSource::copy;
     const fs::path path = section.has("path") ? section.get_path("path") : model_path_;
-    const auto dtype = section.has("precision") ? dtype_of_precision(section.get_string("precision")) : dtype_;
+    const auto dtype = section.has("precision") ? dtype_from_name(section.get_string("precision")).value_or(dtype_) : dtype_;
     reference_ = load(path, dtype, quantization_of(section.get_string("quantization")), false);
     reference_->eval();
     for (auto& p : reference_->parameters()) p.set_requires_grad(false);

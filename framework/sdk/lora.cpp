@@ -102,15 +102,14 @@ void AdaptableLinearImpl::merge_lora() {
   lora_B = nullptr;
 }
 
-namespace {
-
-bool matches(const std::string& name, const std::vector<std::string>& targets) {
+bool is_lora_target(std::string_view name, const std::vector<std::string>& targets) {
   for (const auto& t : targets)
-    if (name == t || (name.size() > t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0 &&
-                      name[name.size() - t.size() - 1] == '.'))
+    if (name == t || (name.size() > t.size() && name.ends_with(t) && name[name.size() - t.size() - 1] == '.'))
       return true;
   return false;
 }
+
+namespace {
 
 template <typename F>
 void for_each_adaptable(torch::nn::Module& model, F&& fn) {
@@ -133,7 +132,7 @@ std::vector<std::pair<std::string, torch::Tensor>> saved_module_parameters(torch
   if (modules.empty()) return out;
   for (const auto& item : model.named_parameters()) {
     const auto dot = item.key().rfind('.');
-    if (dot != std::string::npos && matches(item.key().substr(0, dot), modules)) out.emplace_back(item.key(), item.value());
+    if (dot != std::string::npos && is_lora_target(item.key().substr(0, dot), modules)) out.emplace_back(item.key(), item.value());
   }
   return out;
 }
@@ -146,7 +145,7 @@ std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& 
   for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
     adaptable.push_back(name);
     already_adapted = already_adapted || linear.has_lora();
-    if (matches(name, config.target_modules)) targets.push_back(name);
+    if (is_lora_target(name, config.target_modules)) targets.push_back(name);
   });
   if (already_adapted)
     throw DiagnosticError(make_error("the model already has LoRA adapters", "merge them first, or load a fresh model"));
@@ -162,7 +161,7 @@ std::vector<std::string> apply_lora(torch::nn::Module& model, const LoraConfig& 
   // Only now that the adapters are known to fit: freeze the base, then attach.
   for (auto& p : model.parameters()) p.set_requires_grad(false);
   for_each_adaptable(model, [&](const std::string& name, AdaptableLinearImpl& linear) {
-    if (matches(name, config.target_modules)) linear.attach_lora(config.r, config.scaling(), config.dropout);
+    if (is_lora_target(name, config.target_modules)) linear.attach_lora(config.r, config.scaling(), config.dropout);
   });
   for (auto& [name, p] : saved_module_parameters(model, config.modules_to_save)) p.set_requires_grad(true);
   return targets;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/did_you_mean.hpp>
 
 namespace alignkit::losses {
 
@@ -62,41 +63,6 @@ std::vector<Metric> paired_metrics(const torch::Tensor& chosen_rewards, const to
   return metrics;
 }
 
-namespace {
-
-// Optimal-string-alignment distance, case-insensitive (as the host's text_match).
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c); };
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
-}  // namespace
-
-std::string closest_name(std::string_view word, const std::vector<std::string>& candidates) {
-  const std::size_t limit = std::clamp<std::size_t>(word.size() / 3, 1, 3);
-  std::string best;
-  std::size_t best_distance = limit + 1;
-  for (const auto& candidate : candidates) {
-    const std::size_t distance = edit_distance(word, candidate);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = candidate;
-    }
-  }
-  return best;
-}
-
 void check_names(const RecipeSection& options, std::string_view key, const std::vector<std::string>& names,
                  const std::vector<std::string>& allowed,
                  const std::vector<std::pair<std::string, std::string>>& removed) {
@@ -110,9 +76,7 @@ void check_names(const RecipeSection& options, std::string_view key, const std::
         throw DiagnosticError(options.error(key, "'" + name + "' is not available in [" + options.name() + "]", help));
     std::string all;
     for (const auto& a : allowed) all += (all.empty() ? "" : ", ") + a;
-    const std::string near = closest_name(name, allowed);
-    throw DiagnosticError(options.error(key, "'" + name + "' is not one of: " + all,
-                                        near.empty() ? std::string{} : "did you mean '" + near + "'?"));
+    throw DiagnosticError(options.error(key, "'" + name + "' is not one of: " + all, did_you_mean(name, allowed)));
   }
 }
 

@@ -54,8 +54,4 @@ void check_names(const RecipeSection& options, std::string_view key, const std::
                  const std::vector<std::string>& allowed,
                  const std::vector<std::pair<std::string, std::string>>& removed = {});
 
-// The closest of `candidates` to a misspelt `word`, or empty: at most a third of its length in
-// edits (the host's rule for recipe keys; plugins link only the SDK, so it is repeated here).
-std::string closest_name(std::string_view word, const std::vector<std::string>& candidates);
-
 }  // namespace alignkit::losses

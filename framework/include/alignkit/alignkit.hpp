@@ -6,6 +6,8 @@
 #include <alignkit/chat_template.hpp>
 #include <alignkit/dataset.hpp>
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/did_you_mean.hpp>
+#include <alignkit/dtype_names.hpp>
 #include <alignkit/example_layout.hpp>
 #include <alignkit/generation.hpp>
 #include <alignkit/jsonl_reader.hpp>

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -81,6 +82,11 @@ class AdaptableLinearImpl : public torch::nn::Module {
   torch::ScalarType base_dtype_ = torch::kFloat32;  // the dtype the base was loaded in
 };
 TORCH_MODULE(AdaptableLinear);
+
+// PEFT's rule for a list of target_modules (and for modules_to_save): the module's full name is
+// one of `targets`, or ends with "." and one of them ("q_proj" matches
+// "model.layers.0.self_attn.q_proj", not "model.layers.0.self_attn.xq_proj").
+bool is_lora_target(std::string_view module_name, const std::vector<std::string>& targets);
 
 // Attaches an adapter to every AdaptableLinear whose name matches config.target_modules and
 // freezes every other parameter but those of config.modules_to_save. Returns the adapted module names. Throws DiagnosticError when

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <alignkit/did_you_mean.hpp>
+
 #include <algorithm>
 #include <array>
 #include <set>
@@ -28,32 +30,6 @@ constexpr std::array<std::string_view, 19> kTests{
     "boolean", "callable", "odd",      "even",     "false",  "true",    "none",
     "string",  "number",   "integer",  "iterable", "mapping", "sequence", "lower",
     "upper",   "defined",  "undefined", "equalto", "eq"};
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-template <typename Names>
-std::string closest(std::string_view name, const Names& names) {
-  std::string best;
-  std::size_t best_distance = 3;
-  for (std::string_view candidate : names) {
-    const std::size_t d = edit_distance(name, candidate);
-    if (d < best_distance) best_distance = d, best = candidate;
-  }
-  return best;
-}
 
 template <typename Names>
 std::string join_names(const Names& names) {
@@ -519,12 +495,9 @@ class Parser {
       if (negate) ++current_;
       auto name = parse_primary();
       if (name->kind != NodeKind::identifier) throw TemplateError("expected a test name after 'is'", name->offset);
-      if (!is_known_test(name->name)) {
-        const std::string suggestion = closest(name->name, kTests);
+      if (!is_known_test(name->name))
         throw TemplateError(fmt::format("unknown test '{}'", name->name), name->offset,
-                            suggestion.empty() ? "the tests are " + join_names(kTests)
-                                               : fmt::format("did you mean '{}'?", suggestion));
-      }
+                            suggestion(name->name, std::vector<std::string>(kTests.begin(), kTests.end())));
       auto node = make(NodeKind::test, at);
       node->name = name->name;
       node->flag = negate;
@@ -536,11 +509,9 @@ class Parser {
 
   void check_filter_name(const std::string& name, std::size_t offset) const {
     if (is_known_filter(name)) return;
-    std::vector<std::string_view> all(kUpstreamFilters.begin(), kUpstreamFilters.end());
+    std::vector<std::string> all(kUpstreamFilters.begin(), kUpstreamFilters.end());
     all.insert(all.end(), kExtraFilters.begin(), kExtraFilters.end());
-    const std::string suggestion = closest(name, all);
-    throw TemplateError(fmt::format("unknown filter '{}'", name), offset,
-                        suggestion.empty() ? "the filters are " + join_names(all) : fmt::format("did you mean '{}'?", suggestion));
+    throw TemplateError(fmt::format("unknown filter '{}'", name), offset, suggestion(name, all));
   }
 
   NodePtr parse_filter() {

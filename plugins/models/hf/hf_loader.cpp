@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/atomic_file.hpp>
+#include <alignkit/dtype_names.hpp>
 #include <alignkit/model_loader.hpp>
 #include <alignkit/recipe_section.hpp>
 
@@ -78,7 +79,7 @@ class HfLoader final : public alignkit::ModelLoader {
     // The config says the dtype the weights are now saved in, as save_pretrained writes it.
     auto config = nlohmann::json::parse(decoder->config().json);
     const auto dtype = decoder->model->embed_tokens->weight.scalar_type();
-    config["torch_dtype"] = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
+    config["torch_dtype"] = std::string(alignkit::dtype_name(dtype));
     alignkit::write_file_atomically(dir / "config.json", config.dump(2) + "\n");
   }
 };

@@ -1,4 +1,4 @@
-#include "text_match.hpp"
+#include <alignkit/did_you_mean.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -28,8 +28,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return d[n][m];
 }
 
-std::optional<std::string> closest_match(std::string_view word,
-                                         const std::vector<std::string>& candidates) {
+std::optional<std::string> closest_match(std::string_view word, const std::vector<std::string>& candidates) {
   const std::size_t limit = std::clamp<std::size_t>(word.size() / 3, 1, 3);
   std::optional<std::string> best;
   std::size_t best_distance = limit + 1;
@@ -47,9 +46,14 @@ std::optional<std::string> closest_match(std::string_view word,
   return best;
 }
 
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
+  const auto match = closest_match(word, candidates);
+  return match ? fmt::format("did you mean '{}'?", *match) : std::string{};
+}
+
 std::string suggestion(std::string_view word, const std::vector<std::string>& candidates) {
   if (candidates.empty()) return {};
-  if (auto match = closest_match(word, candidates)) return fmt::format("did you mean '{}'?", *match);
+  if (auto help = did_you_mean(word, candidates); !help.empty()) return help;
   std::vector<std::string> sorted = candidates;
   std::sort(sorted.begin(), sorted.end());
   return fmt::format("expected one of: {}", fmt::join(sorted, ", "));
