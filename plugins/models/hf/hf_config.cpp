@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/json_file.hpp>
 
 namespace alignkit::hf {
 
@@ -77,21 +78,15 @@ ModelConfig read_config(const fs::path& model_dir) {
 }
 
 ModelConfig read_config_fields(const fs::path& model_dir, const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
     Diagnostic d;
     d.where = SourceLocation{path.string(), 0, 0};
     d.message = fs::exists(model_dir) ? "no config.json in the model directory" : "the model directory does not exist";
     d.help = "a Hugging Face model directory holds config.json and model.safetensors";
     throw DiagnosticError(std::move(d));
   }
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0},
-                                     fmt::format("config.json is not valid JSON: {}", e.what())});
-  }
+  auto json = read_json_file(path);
   if (!json.is_object())
     throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0}, "config.json is not a JSON object"});
   const Reader r{json, path.string()};
