@@ -22,6 +22,7 @@
 #include "command_line.hpp"
 #include "commands.hpp"
 #include "model_loading.hpp"
+#include "progress.hpp"
 #include "text/tokenizer/byte_level.hpp"
 
 namespace alignkit::cli {
@@ -172,6 +173,7 @@ int run_score(const Args& args) {
 
   torch::NoGradGuard no_grad;
   std::string out;
+  ProgressLine progress(std::cerr, stderr_is_terminal());
   for (std::size_t start = 0; start < examples.size(); start += static_cast<std::size_t>(batch_size)) {
     const auto end = std::min(examples.size(), start + static_cast<std::size_t>(batch_size));
     std::vector<std::vector<std::int64_t>> prompts, completions;
@@ -195,7 +197,7 @@ int run_score(const Args& args) {
         }
         out += line.dump() + "\n";
       }
-      std::cerr << fmt::format("scored {}/{} examples\n", end, examples.size());
+      progress.update(fmt::format("scored {}/{} examples", end, examples.size()), end == examples.size());
       continue;
     }
     const auto scores = score_completions(*model, rows);
@@ -212,7 +214,7 @@ int run_score(const Args& args) {
       }
       out += line.dump() + "\n";
     }
-    std::cerr << fmt::format("scored {}/{} examples\n", end, examples.size());
+    progress.update(fmt::format("scored {}/{} examples", end, examples.size()), end == examples.size());
   }
   write_file_atomically(out_path, out);
   return kOk;
