@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/atomic_file.hpp>
+#include <alignkit/error_text.hpp>
 #include <alignkit/torch_compat.hpp>
 #include <alignkit/version.hpp>
 
@@ -427,8 +428,8 @@ int guarded(const std::function<int()>& command) {
   } catch (const po::error& e) {
     std::cerr << fmt::format("error: {}\nhelp: add --help to the command for its options\n", e.what());
     return kUsage;
-  } catch (const std::exception& e) {
-    std::cerr << fmt::format("error: {}\n", e.what());
+  } catch (const std::exception& e) {  // LibTorch's errors among them, shown without their C++ stack
+    std::cerr << fmt::format("error: {}\n", error_text(e));
     return kFailure;
   } catch (...) {
     std::cerr << "error: internal: an exception that is not a std::exception\n";

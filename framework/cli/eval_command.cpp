@@ -19,6 +19,7 @@
 #include "command_line.hpp"
 #include "commands.hpp"
 #include "model_loading.hpp"
+#include "progress.hpp"
 #include "recipe_loading.hpp"
 
 namespace alignkit::cli {
@@ -93,15 +94,15 @@ int run_eval(const Args& args) {
   const auto batch_size = static_cast<std::size_t>(judge_section.get_int("batch_size"));
   std::vector<std::string> completions;
   std::vector<double> scores;
+  ProgressLine progress(std::cerr, stderr_is_terminal());
   for (std::size_t begin = 0; begin < prompts.size(); begin += batch_size) {
     const std::size_t end = std::min(prompts.size(), begin + batch_size);
     const std::vector<std::vector<std::int64_t>> batch(prompts.begin() + static_cast<std::ptrdiff_t>(begin),
                                                        prompts.begin() + static_cast<std::ptrdiff_t>(end));
     const auto generation = generate(*model, batch, config);
     for (std::size_t i = 0; i < batch.size(); ++i) completions.push_back(tokenizer.decode(generation.tokens[i], true));
-    std::cerr << fmt::format("\reval: {}/{} prompts", end, prompts.size()) << std::flush;
+    progress.update(fmt::format("eval: {}/{} prompts", end, prompts.size()), end == prompts.size());
   }
-  std::cerr << "\n";
   std::map<std::string, Tally> by_category;
   Tally overall;
   for (std::size_t i = 0; i < completions.size(); ++i) {

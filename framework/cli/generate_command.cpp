@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/generation.hpp>
+#include <alignkit/json_file.hpp>
 #include <alignkit/tokenizer.hpp>
 
 #include "command_line.hpp"
@@ -34,6 +35,18 @@ std::vector<std::int64_t> parse_ids(const std::string& text) {
     ++pos;
   }
   return ids;
+}
+
+// config.json's max_position_embeddings in `model_dir` (every Hugging Face config has it); nullopt
+// where the folder has no config.json or the key is not a positive integer.
+std::optional<std::int64_t> context_length(const fs::path& model_dir) {
+  const fs::path file = model_dir / "config.json";
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return std::nullopt;
+  const auto json = read_json_file(file);
+  const auto it = json.find("max_position_embeddings");
+  if (it == json.end() || !it->is_number_integer() || it->get<std::int64_t>() <= 0) return std::nullopt;
+  return it->get<std::int64_t>();
 }
 
 }  // namespace
@@ -104,6 +117,20 @@ int run_generate(const Args& args) {
     prompts.push_back(parse_ids(list));
     shown.push_back(list);
     if (prompts.back().empty()) throw UsageError("--prompt-ids needs at least one id");
+  }
+
+  // The KV cache holds every position; past the model's context it would be a useless (and, for a
+  // careless --max-new-tokens, unallocatable) buffer.
+  if (const auto context = context_length(model_dir)) {
+    std::int64_t longest = 0;
+    for (const auto& p : prompts) longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(p.size()));
+    if (config.max_new_tokens > *context - longest)
+      throw UsageError(fmt::format(
+          "{} {}: the longest prompt ({} tokens) and the new tokens exceed the model's context of {} positions "
+          "(max_position_embeddings in {}); at most {} new tokens fit",
+          command_line.has("max-new-tokens") ? "--max-new-tokens" : "max_new_tokens (from generation_config.json or the default)",
+          config.max_new_tokens, longest, *context, (model_dir / "config.json").string(),
+          std::max<std::int64_t>(0, *context - longest)));
   }
 
   PluginRegistry registry;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/atomic_file.hpp>
+#include <alignkit/json_file.hpp>
 #include <alignkit/logprobs.hpp>
 #include <alignkit/lora.hpp>
 #include <alignkit/model_loader.hpp>
@@ -21,6 +22,7 @@
 #include "command_line.hpp"
 #include "commands.hpp"
 #include "model_loading.hpp"
+#include "progress.hpp"
 #include "text/tokenizer/byte_level.hpp"
 
 namespace alignkit::cli {
@@ -62,13 +64,7 @@ std::vector<ScoreExample> read_examples(const fs::path& path, std::int64_t vocab
   std::string text;
   for (int number = 1; std::getline(in, text); ++number) {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json line;
-    try {
-      line = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0},
-                                       fmt::format("not a JSON object: {}", e.what())});
-    }
+    const auto line = parse_json(text, {path.string(), number});
     if (!line.is_object())
       throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), number, 0}, "not a JSON object"});
     ScoreExample example;
@@ -170,14 +166,14 @@ int run_score(const Args& args) {
   // transformers pools a classifier's score at the last token that is not config.pad_token_id.
   std::optional<std::int64_t> pad_token_id;
   if (reward_model) {
-    std::ifstream config_in(fs::path(command_line.get<std::string>("model")) / "config.json");
-    const auto config = config_in ? nlohmann::json::parse(config_in, nullptr, false) : nlohmann::json();
+    const auto config = read_json_file(fs::path(command_line.get<std::string>("model")) / "config.json");
     if (config.is_object() && config.contains("pad_token_id") && config["pad_token_id"].is_number_integer())
       pad_token_id = config["pad_token_id"].get<std::int64_t>();
   }
 
   torch::NoGradGuard no_grad;
   std::string out;
+  ProgressLine progress(std::cerr, stderr_is_terminal());
   for (std::size_t start = 0; start < examples.size(); start += static_cast<std::size_t>(batch_size)) {
     const auto end = std::min(examples.size(), start + static_cast<std::size_t>(batch_size));
     std::vector<std::vector<std::int64_t>> prompts, completions;
@@ -201,7 +197,7 @@ int run_score(const Args& args) {
         }
         out += line.dump() + "\n";
       }
-      std::cerr << fmt::format("scored {}/{} examples\n", end, examples.size());
+      progress.update(fmt::format("scored {}/{} examples", end, examples.size()), end == examples.size());
       continue;
     }
     const auto scores = score_completions(*model, rows);
@@ -218,7 +214,7 @@ int run_score(const Args& args) {
       }
       out += line.dump() + "\n";
     }
-    std::cerr << fmt::format("scored {}/{} examples\n", end, examples.size());
+    progress.update(fmt::format("scored {}/{} examples", end, examples.size()), end == examples.size());
   }
   write_file_atomically(out_path, out);
   return kOk;
@@ -244,8 +240,9 @@ int run_merge(const Args& args) {
   // as PEFT's AutoPeftModelForSequenceClassification loads it.
   LoadOptions options;
   {
-    std::ifstream adapter_config(fs::path(command_line.get<std::string>("adapter")) / "adapter_config.json");
-    const auto json = adapter_config ? nlohmann::json::parse(adapter_config, nullptr, false) : nlohmann::json();
+    const auto adapter_config = fs::path(command_line.get<std::string>("adapter")) / "adapter_config.json";
+    std::error_code ec;  // a missing file is load_peft_adapter's to report, below
+    const auto json = fs::is_regular_file(adapter_config, ec) ? read_json_file(adapter_config) : nlohmann::json();
     if (json.is_object() && json.value("task_type", nlohmann::json()) == "SEQ_CLS") options.classification_labels = 1;
   }
   PluginRegistry registry;

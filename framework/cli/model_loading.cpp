@@ -1,12 +1,11 @@
 #include "model_loading.hpp"
 
-#include <fstream>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <alignkit/did_you_mean.hpp>
 #include <alignkit/dtype_names.hpp>
+#include <alignkit/json_file.hpp>
 
 #include "../host/recipe_validator.hpp"
 #include "command_line.hpp"
@@ -40,11 +39,10 @@ LoadedModel load_model(const std::string& loader_name, const fs::path& dir, Plug
 }
 
 void read_generation_config(const fs::path& file, GenerationConfig& config) {
-  std::ifstream in(file);
-  if (!in) return;
-  nlohmann::json json;
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return;
+  const auto json = read_json_file(file);
   try {
-    json = nlohmann::json::parse(in);
     if (json.contains("do_sample")) config.do_sample = json.at("do_sample").get<bool>();
     if (json.contains("temperature")) config.temperature = json.at("temperature").get<double>();
     if (json.contains("top_k")) config.top_k = json.at("top_k").get<std::int64_t>();

@@ -10,6 +10,7 @@
 
 #include <alignkit/chat_template.hpp>
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/json_file.hpp>
 #include <alignkit/tokenizer.hpp>
 
 #include "command_line.hpp"
@@ -50,13 +51,16 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
-// Ids written as a JSON array ("[1, 2]") or as integers separated by spaces or commas.
-std::vector<int64_t> parse_ids(const std::string& text, const std::string& where) {
+// Ids written as a JSON array ("[1, 2]") or as integers separated by spaces or commas; `source`
+// is the file and line they came from.
+std::vector<int64_t> parse_ids(const std::string& text, const JsonSource& source) {
+  const std::string where = source.first_line > 0 ? fmt::format("{}:{}", source.file, source.first_line) : source.file;
   std::string trimmed = text;
   const auto first = trimmed.find_first_not_of(" \t\r");
   if (first != std::string::npos && trimmed[first] == '[') {
+    const auto ids = parse_json(trimmed, source);
     try {
-      return nlohmann::json::parse(trimmed).get<std::vector<int64_t>>();
+      return ids.get<std::vector<int64_t>>();
     } catch (const nlohmann::json::exception& e) {
       throw DiagnosticError(make_error(fmt::format("{}: not a JSON array of integers: {}", where, e.what())));
     }
@@ -109,7 +113,7 @@ int run_tokenize(const Args& args) {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const std::string& input = inputs[i];
     if (decode) {
-      const auto ids = parse_ids(input, from_file ? fmt::format("{}:{}", source, i + 1) : source);
+      const auto ids = parse_ids(input, JsonSource{source, from_file ? static_cast<int>(i + 1) : 0});
       const std::string text = tokenizer.decode(ids, !special);
       if (json) std::cout << nlohmann::json{{"ids", ids}, {"text", text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       else std::cout << text << "\n";
@@ -152,12 +156,7 @@ int run_chat_format(const Args& args) {
   // Ordered JSON keeps the keys of messages and tool schemas in the file's order, as
   // Hugging Face's `tojson` prints them.
   const std::string messages_path = command_line.get<std::string>("messages");
-  nlohmann::ordered_json input;
-  try {
-    input = nlohmann::ordered_json::parse(read_all(messages_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw_file_error(messages_path, fmt::format("not valid JSON: {}", e.what()));
-  }
+  const auto input = parse_ordered_json(read_all(messages_path), {messages_path});
   nlohmann::ordered_json context = nlohmann::ordered_json::object();
   if (input.is_array()) {
     context["messages"] = input;

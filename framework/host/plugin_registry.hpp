@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/error_text.hpp>
 #include <alignkit/plugin.hpp>
 #include <alignkit/recipe_section.hpp>
 
@@ -124,7 +125,7 @@ auto call_plugin(const PluginRecord& plugin, const char* doing, F&& fn) -> declt
   } catch (const DiagnosticError& e) {
     throw DiagnosticError(e.diagnostics());  // copied: the thrown object may be a plugin's subclass
   } catch (const std::exception& e) {
-    throw DiagnosticError(plugin_failure(plugin, doing, e.what()));
+    throw DiagnosticError(plugin_failure(plugin, doing, error_text(e)));
   } catch (...) {
     throw DiagnosticError(plugin_failure(plugin, doing, "it threw something that is not a std::exception"));
   }

@@ -12,6 +12,7 @@
 
 #include <alignkit/atomic_file.hpp>
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/json_file.hpp>
 #include <alignkit/safetensors.hpp>
 
 namespace alignkit {
@@ -213,14 +214,10 @@ void save_peft_adapter(torch::nn::Module& model, const LoraConfig& config, const
 
 LoraConfig load_peft_adapter(torch::nn::Module& model, const fs::path& dir) {
   const fs::path config_path = dir / "adapter_config.json";
-  std::ifstream in(config_path);
-  if (!in) fail(config_path, "cannot be read", "a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors");
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail(config_path, fmt::format("not valid JSON: {}", e.what()));
-  }
+  std::error_code ec;
+  if (!fs::is_regular_file(config_path, ec))
+    fail(config_path, "cannot be read", "a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors");
+  const auto json = read_json_file(config_path);
   if (json.value("peft_type", "") != "LORA") fail(config_path, "peft_type is not LORA");
   for (const char* unsupported : {"use_dora", "fan_in_fan_out"})
     if (json.value(unsupported, false)) fail(config_path, fmt::format("{} adapters are not supported", unsupported));

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/dataset.hpp>
+#include <alignkit/json_file.hpp>
 #include <alignkit/jsonl_reader.hpp>
 #include <alignkit/recipe_section.hpp>
 
@@ -37,9 +38,9 @@ class HhRlhfDataset final : public alignkit::Dataset {
       };
       nlohmann::json record;
       try {
-        record = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        reject(fmt::format("not valid JSON: {}", e.what()));
+        record = alignkit::parse_json(line, {path_.string(), reader.line_number()});
+      } catch (const alignkit::DiagnosticError& e) {  // not JSON, or nested too deep: located at its column
+        sink.reject(e.diagnostics().front());
         continue;
       }
       if (!record.is_object() || !record.contains("chosen") || !record.at("chosen").is_string() ||

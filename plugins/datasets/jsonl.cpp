@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/dataset.hpp>
+#include <alignkit/json_file.hpp>
 #include <alignkit/jsonl_reader.hpp>
 #include <alignkit/recipe_section.hpp>
 
@@ -90,12 +91,7 @@ class JsonlDataset final : public alignkit::Dataset {
     while (reader.next(line)) {
       const alignkit::SourceLocation where{path_.string(), reader.line_number(), 0};
       try {
-        nlohmann::json record;
-        try {
-          record = nlohmann::json::parse(line);
-        } catch (const nlohmann::json::exception& e) {
-          throw BadRecord{fmt::format("not valid JSON: {}", e.what())};
-        }
+        const auto record = alignkit::parse_json(line, {path_.string(), reader.line_number()});
         if (!record.is_object()) throw BadRecord{"not a JSON object"};
         alignkit::Example example;
         example.where = where;
@@ -126,6 +122,8 @@ class JsonlDataset final : public alignkit::Dataset {
         sink.add(std::move(example));
       } catch (const BadRecord& bad) {
         sink.reject(Diagnostic{alignkit::Severity::error, where, bad.message});
+      } catch (const alignkit::DiagnosticError& e) {  // not JSON, or nested too deep: located at its column
+        sink.reject(e.diagnostics().front());
       }
     }
   }

@@ -134,3 +134,28 @@ TEST(TokenizerErrors, MissingDirectory) {
     EXPECT_NE(e.format().find("/nonexistent/model/tokenizer.json"), std::string::npos) << e.format();
   }
 }
+
+TEST(TokenizerErrors, SequencesNestedPastTheLimitAreRefusedWithTheirPath) {
+  const auto nest = [](Json leaf, const char* key, int depth) {
+    for (int i = 0; i < depth; ++i) leaf = Json{{"type", "Sequence"}, {key, Json::array({leaf})}};
+    return leaf;
+  };
+  std::string path = "normalizer";
+  for (int i = 0; i < 100; ++i) path += ".normalizers[0]";
+  expect_refused([&](Json& j) { j["normalizer"] = nest({{"type", "Lowercase"}}, "normalizers", 101); },
+                 {"`" + path + "`: Sequence nested more than 100 levels deep"});
+  expect_refused([&](Json& j) { j["decoder"] = nest({{"type", "Fuse"}}, "decoders", 150); }, {"Sequence nested more than 100"});
+  Json within = valid_tokenizer();
+  within["normalizer"] = nest({{"type", "Lowercase"}}, "normalizers", 100);
+  EXPECT_EQ(Tokenizer::from_json(within.dump(), "t.json").encode("ab").size(), 1u);
+}
+
+TEST(TokenizerErrors, JsonNestedPastTheLimitIsRefusedAtItsColumn) {
+  try {
+    Tokenizer::from_json("{\"model\": " + std::string(20000, '[') + std::string(20000, ']') + "}", "deep/tokenizer.json");
+    FAIL() << "loaded";
+  } catch (const DiagnosticError& e) {
+    EXPECT_NE(e.format().find("deep/tokenizer.json:1:1010: error: JSON nested more than 1000 levels deep"), std::string::npos)
+        << e.format();
+  }
+}

@@ -46,7 +46,7 @@ class Object {
   // Replaces the value in place if the key exists (keeping its position), else appends.
   void set(std::string key, Value value);
   void erase(std::string_view key);
-  std::size_t size() const { return entries_.size(); }
+  std::size_t size() const;  // defined below Value: clang needs Value complete for the pair
   const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
 
  private:
@@ -91,6 +91,8 @@ struct Value {
   // An object or a namespace: what `.attr` and selectattr read from.
   bool has_attributes() const { return is_object() || kind == Kind::name_space; }
 };
+
+inline std::size_t Object::size() const { return entries_.size(); }
 
 // Upstream's type names (e.g. "StringValue"), which its error messages use.
 const char* kind_name(Kind kind);

@@ -224,6 +224,7 @@ std::unique_ptr<Decoder> parse_decoder(const JsonNode& node, const std::unordere
   }
   if (type == "BPEDecoder") return std::make_unique<BpeSuffixDecoder>(node.string_or("suffix", ""));
   if (type == "Sequence") {
+    node.expect_sequence_depth("decoders");
     std::vector<std::unique_ptr<Decoder>> steps;
     const auto list = node.at("decoders");
     for (std::size_t i = 0; i < list.size(); ++i) {

@@ -37,6 +37,15 @@ void JsonNode::expect_array() const {
   if (!value_->is_array()) fail_expected("an array");
 }
 
+void JsonNode::expect_sequence_depth(std::string_view steps_key) const {
+  const std::string step = fmt::format(".{}[", steps_key);
+  int depth = 1;
+  for (auto at = path_.find(step); at != std::string::npos; at = path_.find(step, at + step.size())) ++depth;
+  if (depth > kMaxSequenceDepth)
+    fail(fmt::format("Sequence nested more than {} levels deep", kMaxSequenceDepth),
+         "alignkit refuses deeper Sequences (docs/robustness.md); real tokenizer files nest one or two");
+}
+
 bool JsonNode::has(std::string_view key) const {
   return value_->is_object() && value_->find(key) != value_->end();
 }

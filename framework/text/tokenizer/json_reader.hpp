@@ -13,6 +13,11 @@ namespace alignkit::tokenizer {
 
 using Json = nlohmann::json;
 
+// `Sequence` components (normalizers, pre-tokenizers, decoders, post-processors) nested deeper
+// than this are refused: each level is a recursive call when loading, encoding and freeing, and
+// real files nest one or two.
+inline constexpr int kMaxSequenceDepth = 100;
+
 // A JSON value and where it sits, for error messages.
 class JsonNode {
  public:
@@ -37,6 +42,9 @@ class JsonNode {
   bool as_bool() const;
   void expect_object() const;
   void expect_array() const;
+  // Refuses this node, a `Sequence` whose steps sit under `steps_key`, when it lies inside
+  // kMaxSequenceDepth Sequences of its kind already (counted from its path).
+  void expect_sequence_depth(std::string_view steps_key) const;
 
   // Optional members with defaults (a null counts as absent, as in the Rust and JS loaders).
   std::string string_or(std::string_view key, std::string fallback) const;

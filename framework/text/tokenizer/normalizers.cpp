@@ -85,6 +85,7 @@ std::unique_ptr<Normalizer> parse_normalizer(const JsonNode& node) {
   node.expect_object();
   const std::string type = node.at("type").as_string();
   if (type == "Sequence") {
+    node.expect_sequence_depth("normalizers");
     std::vector<std::unique_ptr<Normalizer>> steps;
     if (const auto list = node.find("normalizers"))
       for (std::size_t i = 0; i < list->size(); ++i) steps.push_back(parse_normalizer(list->at(i)));

@@ -102,6 +102,7 @@ std::unique_ptr<PostProcessor> parse_post_processor(const JsonNode& node, const 
   }
   if (type == "ByteLevel") return std::make_unique<IdentityProcessor>();
   if (type == "Sequence") {
+    node.expect_sequence_depth("processors");
     std::vector<std::unique_ptr<PostProcessor>> steps;
     const auto list = node.at("processors");
     for (std::size_t i = 0; i < list.size(); ++i) steps.push_back(parse_post_processor(list.at(i), resolve));

@@ -194,6 +194,7 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const JsonNode& node) {
   const auto type_node = node.at("type");
   const std::string type = type_node.as_string();
   if (type == "Sequence") {
+    node.expect_sequence_depth("pretokenizers");
     std::vector<std::unique_ptr<PreTokenizer>> steps;
     if (const auto list = node.find("pretokenizers"))
       for (std::size_t i = 0; i < list->size(); ++i) steps.push_back(parse_pre_tokenizer(list->at(i)));

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/json_file.hpp>
 
 #include "added_tokens.hpp"
 #include "bpe_model.hpp"
@@ -68,14 +69,6 @@ struct Tokenizer::Impl {
 };
 
 namespace {
-
-Json parse_json(std::string_view text, const std::string& file) {
-  try {
-    return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
-    throw_file_error(file, fmt::format("not valid JSON: {}", e.what()));
-  }
-}
 
 std::optional<std::string> read_file(const fs::path& path) {
   std::error_code ec;
@@ -290,10 +283,10 @@ Tokenizer Tokenizer::from_directory(const fs::path& dir) {
   const auto config_text = read_file(config_path);
   const auto special_text = read_file(special_path);
 
-  const Json root = parse_json(*tokenizer_text, tokenizer_path.string());
-  const Json config = config_text ? parse_json(*config_text, config_path.string()) : Json::object();
+  const Json root = parse_json(*tokenizer_text, {tokenizer_path.string()});
+  const Json config = config_text ? parse_json(*config_text, {config_path.string()}) : Json::object();
   std::optional<Json> special;
-  if (special_text) special = parse_json(*special_text, special_path.string());
+  if (special_text) special = parse_json(*special_text, {special_path.string()});
   auto impl = load(root, tokenizer_path.string(), config, config_path.string(), special ? &*special : nullptr,
                    special_path.string());
   if (!impl->chat_template) {
@@ -303,9 +296,9 @@ Tokenizer Tokenizer::from_directory(const fs::path& dir) {
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string origin, std::string_view tokenizer_config_json) {
-  const Json root = parse_json(tokenizer_json, origin);
+  const Json root = parse_json(tokenizer_json, {origin});
   const std::string config_file = origin + " (tokenizer_config.json)";
-  const Json config = tokenizer_config_json.empty() ? Json::object() : parse_json(tokenizer_config_json, config_file);
+  const Json config = tokenizer_config_json.empty() ? Json::object() : parse_json(tokenizer_config_json, {config_file});
   return Tokenizer(load(root, std::move(origin), config, config_file, nullptr, {}));
 }
 

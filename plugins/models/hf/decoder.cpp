@@ -262,6 +262,21 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const to
   return norm(h);
 }
 
+ModelDescription describe(const ModelConfig& c) {
+  ModelDescription d;
+  d.architecture = c.architecture;
+  d.vocab_size = c.vocab_size;
+  d.hidden_size = c.hidden_size;
+  d.intermediate_size = c.intermediate_size;
+  d.num_layers = c.num_hidden_layers;
+  d.num_attention_heads = c.num_attention_heads;
+  d.num_key_value_heads = c.num_key_value_heads;
+  d.head_dim = c.head_dim;
+  d.tied_embeddings = c.tie_word_embeddings;
+  d.parameters = parameter_count(c);
+  return d;
+}
+
 DecoderLM::DecoderLM(ModelConfig config) : config_(std::move(config)), description_(describe(config_)) {
   model = register_module("model", DecoderModel(config_));
   if (config_.head == Head::classification) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/diagnostic.hpp>
+#include <alignkit/json_file.hpp>
 
 namespace alignkit::hf {
 
@@ -17,11 +18,12 @@ namespace {
 struct Reader {
   const nlohmann::json& json;
   std::string file;
+  std::string prefix = {};  // "rope_scaling." for the keys of that object
 
   [[noreturn]] void fail(const std::string& key, std::string message, std::string help = {}) const {
     Diagnostic d;
     d.where = SourceLocation{file, 0, 0};
-    d.message = fmt::format("config.json key '{}': {}", key, message);
+    d.message = fmt::format("config.json key '{}{}': {}", prefix, key, message);
     d.help = std::move(help);
     throw DiagnosticError(std::move(d));
   }
@@ -57,6 +59,48 @@ struct Reader {
   }
 };
 
+// The parameters of config `c`, counted in T: std::int64_t for parameter_count(), long double
+// first, to refuse sizes whose count would not fit.
+template <typename T>
+T count_parameters(const ModelConfig& c) {
+  const T h = static_cast<T>(c.hidden_size), i = static_cast<T>(c.intermediate_size),
+          q = static_cast<T>(c.num_attention_heads) * static_cast<T>(c.head_dim),
+          kv = static_cast<T>(c.num_key_value_heads) * static_cast<T>(c.head_dim), vocab = static_cast<T>(c.vocab_size);
+  T layer = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h;
+  if (c.qkv_bias) layer += q + 2 * kv;
+  if (c.o_bias) layer += h;
+  if (c.mlp_bias) layer += 2 * i + h;
+  if (c.qk_norm) layer += 2 * static_cast<T>(c.head_dim);
+  T total = vocab * h + static_cast<T>(c.num_hidden_layers) * layer + h;
+  if (c.head == Head::causal_lm && !c.tie_word_embeddings) total += vocab * h;
+  if (c.head == Head::classification) total += static_cast<T>(c.num_labels) * h;
+  return total;
+}
+
+// About 1.1e15: five hundred times the largest published model, and small enough that every
+// byte count the planner and the loader derive from it fits in 64 bits.
+constexpr std::int64_t kMaxParameters = std::int64_t{1} << 50;
+
+// transformers' _validate_llama3_parameters (modeling_rope_utils.py), which raises for a missing
+// key and warns for the rest; a value it warns about gives wrong or infinite frequencies here
+// (factor 0 divides by zero), so each is refused.
+void check_llama3_rope(const Reader& s, const ModelConfig& c) {
+  for (const char* key : {"factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"})
+    if (!s.has(key)) s.fail(key, "is missing", "rope_type llama3 needs factor, original_max_position_embeddings, "
+                                               "low_freq_factor and high_freq_factor");
+  const auto& r = c.rope_scaling;
+  if (!(r.factor >= 1.0)) s.fail("factor", fmt::format("expected a number >= 1, found {}", s.json.at("factor").dump()));
+  if (!(r.high_freq_factor > r.low_freq_factor))
+    s.fail("high_freq_factor", fmt::format("must be greater than low_freq_factor, found {} and {}",
+                                           s.json.at("high_freq_factor").dump(), s.json.at("low_freq_factor").dump()));
+  if (!(r.low_freq_factor > 0.0))
+    s.fail("low_freq_factor", fmt::format("expected a positive number, found {}", s.json.at("low_freq_factor").dump()));
+  if (r.original_max_position_embeddings >= c.max_position_embeddings)
+    s.fail("original_max_position_embeddings",
+           fmt::format("must be less than max_position_embeddings, found {} and {}", r.original_max_position_embeddings,
+                       c.max_position_embeddings));
+}
+
 const std::set<std::string> kSupported = {"LlamaForCausalLM",        "MistralForCausalLM",
                                           "Qwen2ForCausalLM",        "Qwen3ForCausalLM",
                                           "LlamaForSequenceClassification", "MistralForSequenceClassification",
@@ -77,21 +121,15 @@ ModelConfig read_config(const fs::path& model_dir) {
 }
 
 ModelConfig read_config_fields(const fs::path& model_dir, const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
     Diagnostic d;
     d.where = SourceLocation{path.string(), 0, 0};
     d.message = fs::exists(model_dir) ? "no config.json in the model directory" : "the model directory does not exist";
     d.help = "a Hugging Face model directory holds config.json and model.safetensors";
     throw DiagnosticError(std::move(d));
   }
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0},
-                                     fmt::format("config.json is not valid JSON: {}", e.what())});
-  }
+  auto json = read_json_file(path);
   if (!json.is_object())
     throw DiagnosticError(Diagnostic{Severity::error, SourceLocation{path.string(), 0, 0}, "config.json is not a JSON object"});
   const Reader r{json, path.string()};
@@ -113,6 +151,9 @@ ModelConfig read_config_fields(const fs::path& model_dir, const fs::path& path) 
   c.num_hidden_layers = r.integer("num_hidden_layers");
   c.num_attention_heads = r.integer("num_attention_heads");
   c.num_key_value_heads = r.integer_or("num_key_value_heads", c.num_attention_heads);
+  if (!r.has("head_dim") && c.num_attention_heads > c.hidden_size)
+    r.fail("num_attention_heads", fmt::format("{} heads of hidden_size {} leave no head_dim", c.num_attention_heads,
+                                              c.hidden_size), "give head_dim, or fewer heads");
   c.head_dim = r.integer_or("head_dim", c.hidden_size / c.num_attention_heads);
   c.max_position_embeddings = r.integer_or("max_position_embeddings", 2048);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -139,12 +180,14 @@ ModelConfig read_config_fields(const fs::path& model_dir, const fs::path& path) 
     if (type != "default" && type != "llama3")
       r.fail("rope_scaling", fmt::format("rope_type '{}' is not supported", type), "supported: default, llama3");
     c.rope_scaling.rope_type = type;
-    const Reader s{rs, path.string()};
+    const Reader s{rs, path.string(), "rope_scaling."};
     c.rope_scaling.factor = s.number_or("factor", 1.0);
     c.rope_scaling.low_freq_factor = s.number_or("low_freq_factor", 1.0);
     c.rope_scaling.high_freq_factor = s.number_or("high_freq_factor", 4.0);
     c.rope_scaling.original_max_position_embeddings = s.integer_or("original_max_position_embeddings", 8192);
+    if (type == "llama3") check_llama3_rope(s, c);
   }
+  if (!(c.rope_theta > 0.0)) r.fail("rope_theta", fmt::format("expected a positive number, found {}", c.rope_theta));
   const bool mistral = c.architecture.rfind("Mistral", 0) == 0;
   if (mistral && r.has("sliding_window")) c.sliding_window = r.integer("sliding_window");
   // Qwen's window applies only to some layers (max_window_layers); not supported rather than wrong.
@@ -158,33 +201,18 @@ ModelConfig read_config_fields(const fs::path& model_dir, const fs::path& path) 
   c.bos_token_id = r.token_id("bos_token_id");
   c.eos_token_id = r.token_id("eos_token_id");
   if (r.has("torch_dtype") && json["torch_dtype"].is_string()) c.torch_dtype = json["torch_dtype"];
+  if (const auto count = count_parameters<long double>(c); count > static_cast<long double>(kMaxParameters))
+    throw DiagnosticError(Diagnostic{
+        Severity::error, SourceLocation{path.string(), 0, 0},
+        fmt::format("config.json's sizes (vocab_size {}, hidden_size {}, intermediate_size {}, num_hidden_layers {}, "
+                    "num_attention_heads {}, head_dim {}) give {:.3g} parameters, more than the {:.3g} alignkit holds",
+                    c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
+                    c.head_dim, static_cast<double>(count), static_cast<double>(kMaxParameters))});
   c.json = json.dump(2);
   return c;
 }
 
-ModelDescription describe(const ModelConfig& c) {
-  ModelDescription d;
-  d.architecture = c.architecture;
-  d.vocab_size = c.vocab_size;
-  d.hidden_size = c.hidden_size;
-  d.intermediate_size = c.intermediate_size;
-  d.num_layers = c.num_hidden_layers;
-  d.num_attention_heads = c.num_attention_heads;
-  d.num_key_value_heads = c.num_key_value_heads;
-  d.head_dim = c.head_dim;
-  d.tied_embeddings = c.tie_word_embeddings;
-  const std::int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
-  std::int64_t layer = h * q + 2 * h * kv + q * h + 3 * h * c.intermediate_size + 2 * h;
-  if (c.qkv_bias) layer += q + 2 * kv;
-  if (c.o_bias) layer += h;
-  if (c.mlp_bias) layer += 2 * c.intermediate_size + h;
-  if (c.qk_norm) layer += 2 * c.head_dim;
-  std::int64_t total = c.vocab_size * h + c.num_hidden_layers * layer + h;
-  if (c.head == Head::causal_lm && !c.tie_word_embeddings) total += c.vocab_size * h;
-  if (c.head == Head::classification) total += c.num_labels * h;
-  d.parameters = total;
-  return d;
-}
+std::int64_t parameter_count(const ModelConfig& config) { return count_parameters<std::int64_t>(config); }
 
 ModelConfig as_classifier(ModelConfig c, std::int64_t labels, const fs::path& model_dir) {
   if (c.head == Head::classification) {

@@ -10,7 +10,10 @@
 #include <optional>
 #include <string>
 
-#include <alignkit/model_loader.hpp>
+// Torch-free, so that the config parser builds on its own (tests/fuzz/hf_config_fuzz.cpp).
+namespace alignkit {
+struct ModelDescription;  // alignkit/model_loader.hpp
+}
 
 namespace alignkit::hf {
 
@@ -61,7 +64,11 @@ struct ModelConfig {
 // mistyped or unsupported.
 ModelConfig read_config(const std::filesystem::path& model_dir);
 
-// Parameter count and shapes for the planner, from the config alone.
+// The parameters of the model `config` describes; read_config refuses sizes whose count would
+// exceed 2^50, so this and the byte counts derived from it fit in 64 bits.
+std::int64_t parameter_count(const ModelConfig& config);
+
+// Parameter count and shapes for the planner, from the config alone (in decoder.cpp).
 ModelDescription describe(const ModelConfig& config);
 
 // The same decoder as a ...ForSequenceClassification model with `labels` outputs, as

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <alignkit/atomic_file.hpp>
+#include <alignkit/available_memory.hpp>
 #include <alignkit/dtype_names.hpp>
 #include <alignkit/model_loader.hpp>
 #include <alignkit/recipe_section.hpp>
@@ -44,6 +45,11 @@ class HfLoader final : public alignkit::ModelLoader {
     const bool fresh_head = options.classification_labels > 0 && config.head == alignkit::hf::Head::causal_lm;
     if (options.classification_labels > 0)
       config = alignkit::hf::as_classifier(std::move(config), options.classification_labels, dir);
+    // The decoder is built with float32 parameters on the CPU before the weights replace them.
+    const auto parameters = alignkit::hf::describe(config).parameters;
+    alignkit::require_cpu_memory(parameters * 4, fmt::format("building the model's {:.3g} float32 parameters",
+                                                             static_cast<double>(parameters)),
+                                 (dir / "config.json").string());
     auto model = std::make_shared<alignkit::hf::DecoderLM>(config);
     model->model->fused_attention = !options.eager_attention;
     std::set<std::string> fresh, unused;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <alignkit/json_file.hpp>
 #include <alignkit/lora.hpp>
 #include <alignkit/safetensors.hpp>
 
@@ -28,13 +29,7 @@ std::map<std::string, fs::path> locate_tensors(const fs::path& dir, std::map<fs:
   const fs::path single = dir / "model.safetensors";
   const fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    std::ifstream in(index);
-    nlohmann::json json;
-    try {
-      json = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      fail(index, fmt::format("not valid JSON: {}", e.what()));
-    }
+    auto json = read_json_file(index);
     if (!json.contains("weight_map") || !json["weight_map"].is_object())
       fail(index, "has no weight_map object");
     for (const auto& [name, shard] : json["weight_map"].items()) {
