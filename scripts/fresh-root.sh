@@ -53,14 +53,16 @@ cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 mount_in -t proc proc "$root/proc"
 mount_in --rbind /dev "$root/dev"
 mount_in -t tmpfs tmpfs "$root/tmp"
-mount_in --bind -o ro "$repo" "$root/src"
 
 in_root() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
                    LANG=C.UTF-8 TERM=dumb bash -euo pipefail -c "$1"; }
 
 # What a user has before the README: git, to clone.
 in_root 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git ca-certificates >/dev/null'
-in_root 'rm -rf /root/alignkit && git config --global --add safe.directory "*" && git clone -q /src /root/alignkit'
+# The clone is made from outside (a worktree's .git points outside the root), at this checkout's HEAD.
+rm -rf "$root/root/alignkit"
+git clone -q --no-hardlinks "$repo" "$root/root/alignkit"
+git -C "$root/root/alignkit" checkout -q "$(git -C "$repo" rev-parse HEAD)"
 echo "fresh-root: cloned $(git -C "$repo" rev-parse --short HEAD) into $root/root/alignkit"
 
 step "1. bash scripts/quickstart.sh (clone to result)" in_root 'cd /root/alignkit && bash scripts/quickstart.sh'
