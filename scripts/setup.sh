@@ -44,8 +44,9 @@ if [ "$target" != runtime ]; then
 fi
 
 # Which of the given packages are installed, one a line, sorted.
+# dpkg-query exits 1 when any of them is unknown (on a fresh machine, most are): not an error here.
 installed() {
-  dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null | awk '$4 == "installed" { print $1 }' | sort
+  { dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null || true; } | awk '$4 == "installed" { print $1 }' | sort
 }
 installed_packages() { installed "${packages[@]}"; }
 missing=$(comm -13 <(installed_packages) <(printf '%s\n' "${packages[@]}" | sort))

@@ -378,7 +378,7 @@ int run_train(const Args& args) {
     prepare_run_directory(dir, loaded->recipe);
   }
   std::cerr << fmt::format("run folder: {}\n", dir.string());
-  const auto outcome = train(loaded->recipe, loaded->registry, dir, resume_from);
+  const auto outcome = train(loaded->recipe, dir, resume_from);
   if (outcome.stopped_by_signal) {
     std::cerr << fmt::format("stopped by {} after step {}; continue with `alignkit train --resume {}`\n",
                              outcome.stopped_by_signal == SIGINT ? "SIGINT" : "SIGTERM", outcome.steps, dir.string());

@@ -145,7 +145,7 @@ int run_train_stages(const CommandLine& command_line) {
     std::cerr << fmt::format("{}: {} in {}\n", stage_title(stages, i),
                              from ? fmt::format("resuming from step {}", from->step) : std::string("starting"),
                              stage_dir.string());
-    const auto outcome = train(recipe, loaded->registry, stage_dir, from);
+    const auto outcome = train(recipe, stage_dir, from);
     if (outcome.stopped_by_signal) {
       // The whole run stops, so that --resume continues inside this stage.
       std::cerr << fmt::format("stopped by {} in stage '{}' after step {}; continue with `alignkit train --resume {}`\n",

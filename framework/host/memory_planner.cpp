@@ -1,5 +1,7 @@
 #include "memory_planner.hpp"
 
+#include "recipe_settings.hpp"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -352,13 +354,14 @@ PlanOnlineModel online_model_of(const RecipeSection& section) {
 
 PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
   PlanSettings st;
-  const auto training = recipe.section("training");
-  st.micro_batch = training.get_int("per_device_train_batch_size");
-  st.max_length = training.get_int("max_length");
-  st.precision = precision_of(training.get_string("precision"));
-  st.master_weights = training.get_string("master_weights") == "float32";
-  st.gradient_checkpointing = training.get_bool("gradient_checkpointing");
-  st.logprob_chunk = training.get_int("logprob_chunk");
+  // The loops' own reading of [run] and [training], so the plan prices the run that will happen.
+  const auto training = training_settings(recipe);
+  st.micro_batch = training.micro_batch;
+  st.max_length = training.max_length;
+  st.precision = precision_of(training.precision);
+  st.master_weights = training.float32_master_weights;
+  st.gradient_checkpointing = training.gradient_checkpointing;
+  st.logprob_chunk = training.logprob_chunk;
   st.lora = recipe.has_section("lora") && recipe.section("lora").get_bool("enabled");
   if (st.lora) {
     const auto lora = recipe.section("lora");
@@ -382,9 +385,8 @@ PlanSettings settings_from_recipe(const ValidatedRecipe& recipe) {
   } else {
     st.reference = st.lora ? PlanReference::adapter_off : PlanReference::copy;
   }
-  const std::string device = recipe.has_section("run") ? recipe.section("run").get_string("device") : "auto";
-  st.device = device.rfind("cuda", 0) == 0 ? PlanDevice::cuda : PlanDevice::cpu;
-  st.rollout_batch = st.micro_batch * training.get_int("gradient_accumulation_steps");
+  st.device = training.device.rfind("cuda", 0) == 0 ? PlanDevice::cuda : PlanDevice::cpu;
+  st.rollout_batch = st.micro_batch * training.accumulation;
   if (recipe.has_section("reward_model")) st.reward_model = online_model_of(recipe.section("reward_model"));
   // TRL's examples start the value model from the reward model's weights.
   st.value_model = recipe.has_section("value_model") ? online_model_of(recipe.section("value_model")) : st.reward_model;

@@ -28,10 +28,9 @@ struct ModelNeeds {
   bool reference = false;
   // The policy is a one-output sequence classifier (a reward model being trained): a causal-LM
   // checkpoint gets a fresh score head, and the saved config records the pad id scores pool by.
+  // Only a classifier may bring an init_adapter that trains whole modules (modules_to_save): PEFT
+  // keeps such a module's original for the adapter-off view, which alignkit does not.
   bool classifier = false;
-  // An init_adapter that also trains whole modules (modules_to_save) is refused: PEFT keeps the
-  // module's original for the adapter-off view, which alignkit does not. Classifiers train their
-  // head so and need no reference.
 };
 
 class RunModels {

@@ -36,7 +36,7 @@ std::optional<CheckpointFolder> resumable_checkpoint(const fs::path& run_dir) {
   return latest;
 }
 
-TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry&, const fs::path& run_dir,
+TrainingOutcome train(const ValidatedRecipe& recipe, const fs::path& run_dir,
                       const std::optional<CheckpointFolder>& resume_from) {
   const auto* method = recipe.plugins.at("method");
   if (recipe.object<OnlineMethod>("method"))

@@ -35,7 +35,7 @@ std::optional<CheckpointFolder> resumable_checkpoint(const std::filesystem::path
 // metrics, the plot, checkpoints and the final outputs into `run_dir`; from `resume_from` when
 // given, with the same results as a run never interrupted. Progress goes to stderr. The recipe's
 // plugin objects are those instantiate_plugins created.
-TrainingOutcome train(const ValidatedRecipe& recipe, PluginRegistry& registry, const std::filesystem::path& run_dir,
+TrainingOutcome train(const ValidatedRecipe& recipe, const std::filesystem::path& run_dir,
                       const std::optional<CheckpointFolder>& resume_from = std::nullopt);
 
 }  // namespace alignkit
